@@ -1,0 +1,247 @@
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JetStreamPublishOptions,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
+import { ConcurrencyError, InvalidAppendError, UnavailableError } from "./errors.js";
+import { unavailableOr } from "./nats-errors.js";
+import { eventSubjects } from "./topology.js";
+
+/** Options of {@link EventStore.append}. */
+export interface AppendOptions {
+  /**
+   * The stream sequence of the subject's last commit that the caller's decision was based on: 0 for a new
+   * aggregate. Omitted, the append is unconditional.
+   */
+  readonly expectedSeq?: number;
+  /** The command's id: recorded in the commit and used as `Nats-Msg-Id`, so a retry inside the window is a no-op. */
+  readonly commandId: string;
+  readonly actor?: string;
+  readonly correlationId?: string;
+  readonly causationId?: string;
+}
+
+/** What an append did. */
+export interface AppendResult {
+  /** The commit's stream sequence; for a duplicate, the sequence of the original commit. */
+  readonly seq: number;
+  /** True when the command id had already been appended inside the duplicate window; nothing was written. */
+  readonly duplicate: boolean;
+}
+
+/** A commit as read back from the stream. */
+export interface StoredCommit {
+  readonly subject: string;
+  /** The commit's stream sequence: its global position. */
+  readonly seq: number;
+  /** When the server stored the commit. */
+  readonly storedAt: Date;
+  readonly events: readonly EventRecord[];
+  readonly metadata: CommitMetadata;
+}
+
+/** Options of {@link EventStore.readAll}. */
+export interface ReadAllOptions {
+  /** First stream sequence to read (default 1). */
+  readonly fromSeq?: number;
+  /** Last stream sequence to read (default: the stream's head when the read starts). */
+  readonly toSeq?: number;
+  /** Subject filter, wildcards allowed (default every event subject, `ev.>`). */
+  readonly subjectFilter?: string;
+}
+
+/** The event store: commits on per-aggregate subjects of one JetStream stream. */
+export interface EventStore {
+  /**
+   * Appends one commit holding `events` to `subject`, all or nothing. Throws ConcurrencyError when
+   * `expectedSeq` is not the subject's last sequence, UnavailableError when NATS does not answer in time (the
+   * commit may or may not have been stored then: retry with the same command id), InvalidAppendError for an
+   * empty commit or a subject outside the stream.
+   */
+  append(subject: string, events: readonly EventRecord[], options: AppendOptions): Promise<AppendResult>;
+  /** The commits of one aggregate after `afterSeq` (default 0), in order. */
+  readAggregate(subject: string, options?: { readonly afterSeq?: number }): Promise<StoredCommit[]>;
+  /**
+   * Every commit between two positions in stream order, flow-controlled: at most a batch of commits is buffered
+   * ahead of the caller. Throws UnavailableError when NATS stops delivering for longer than the timeout.
+   */
+  readAll(options?: ReadAllOptions): AsyncGenerator<StoredCommit>;
+  /** The stream sequence of the subject's last commit, 0 when it has none. */
+  lastSequence(subject: string): Promise<number>;
+  /** The stream's last sequence, 0 when it is empty. */
+  head(): Promise<number>;
+}
+
+/** Options of {@link createEventStore}. */
+export interface EventStoreOptions {
+  readonly nc: NatsConnection;
+  readonly streamName: string;
+  /** Bound on each NATS request and on each wait for the next commit of a read. */
+  readonly timeoutMs: number;
+  /** Commits buffered ahead of a reader (default 512). */
+  readonly readBatch?: number;
+  /**
+   * Up to this many commits an aggregate read uses direct gets, one request each; past it, the rest streams
+   * through an ordered consumer, whose set-up costs more than a few requests but which then pipelines (default 16).
+   */
+  readonly directReadLimit?: number;
+}
+
+const validSubject = /^ev(\.[^.*>\s]+)+$/;
+
+/** Creates an event store on the stream `streamName`, which {@link applyTopology} has declared. */
+export function createEventStore(options: EventStoreOptions): EventStore {
+  const { nc, streamName: stream, timeoutMs } = options;
+  const readBatch = options.readBatch ?? 512;
+  const directReadLimit = options.directReadLimit ?? 16;
+  const js: JetStreamClient = jetstream(nc, { timeout: timeoutMs });
+  // The manager's API check is a request of its own; the capability self-test has done it already.
+  const jsm: Promise<JetStreamManager> = jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
+
+  const toCommit = (subject: string, seq: number, storedAt: Date, data: Uint8Array): StoredCommit => ({
+    subject,
+    seq,
+    storedAt,
+    ...decodeCommit(data),
+  });
+
+  const directGet = async (query: { last_by_subj: string } | { seq: number; next_by_subj: string }) => {
+    try {
+      const m = await (await jsm).direct.getMessage(stream, query);
+      return m === null ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
+    } catch (err) {
+      throw unavailableOr(err, `a read of stream ${stream}`);
+    }
+  };
+
+  async function* readAll(read: ReadAllOptions = {}): AsyncGenerator<StoredCommit> {
+    const filter = read.subjectFilter ?? eventSubjects;
+    const end = read.toSeq ?? (await head());
+    const from = Math.max(1, read.fromSeq ?? 1);
+    if (from > end) return;
+    // One direct get tells whether anything matches at all; the ordered consumer alone would wait forever.
+    const first = await directGet({ seq: from, next_by_subj: filter });
+    if (first === undefined || first.seq > end) return;
+
+    let messages;
+    try {
+      const consumer = await js.consumers.get(stream, {
+        filter_subjects: filter,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: first.seq,
+      });
+      messages = await consumer.consume({ max_messages: readBatch });
+    } catch (err) {
+      throw unavailableOr(err, `a read of stream ${stream}`);
+    }
+    const iterator = messages[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await withinBound(iterator.next(), timeoutMs, `stream ${stream} stopped delivering`);
+        if (next.done === true) throw new UnavailableError(`the read of stream ${stream} ended early`);
+        const m = next.value;
+        if (m.seq > end) return;
+        yield toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
+        // `pending` counts the matching messages after this one: none left means the read is complete.
+        if (m.seq >= end || m.info.pending === 0) return;
+      }
+    } finally {
+      messages.stop();
+    }
+  }
+
+  async function head(): Promise<number> {
+    try {
+      return (await (await jsm).streams.info(stream)).state.last_seq;
+    } catch (err) {
+      throw unavailableOr(err, `a request for the head of stream ${stream}`);
+    }
+  }
+
+  return {
+    async append(subject, events, append) {
+      if (!validSubject.test(subject)) {
+        throw new InvalidAppendError(`subject "${subject}" is not an event subject (ev.<type>.<id>, no wildcards)`);
+      }
+      if (events.length === 0) throw new InvalidAppendError("a commit needs at least one event");
+      const data = encodeCommit({
+        events,
+        metadata: {
+          commandId: append.commandId,
+          actor: append.actor ?? "",
+          correlationId: append.correlationId ?? "",
+          causationId: append.causationId ?? "",
+          recordedAt: new Date(),
+        },
+      });
+      const publish: Partial<JetStreamPublishOptions> = {
+        msgID: append.commandId,
+        expect:
+          append.expectedSeq === undefined
+            ? { streamName: stream }
+            : { streamName: stream, lastSubjectSequence: append.expectedSeq },
+      };
+      try {
+        const ack = await js.publish(subject, data, publish);
+        return { seq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new ConcurrencyError(subject, append.expectedSeq ?? 0, { cause: err });
+        }
+        throw unavailableOr(err, `an append to ${subject}`);
+      }
+    },
+
+    async readAggregate(subject, read = {}) {
+      const afterSeq = read.afterSeq ?? 0;
+      const last = await directGet({ last_by_subj: subject });
+      if (last === undefined || last.seq <= afterSeq) return [];
+      const commits: StoredCommit[] = [];
+      let cursor = afterSeq;
+      while (commits.length < directReadLimit) {
+        const commit = await directGet({ seq: cursor + 1, next_by_subj: subject });
+        // A commit is never deleted (deny_delete), so the last one is always reached.
+        if (commit === undefined) return commits;
+        commits.push(commit);
+        if (commit.seq >= last.seq) return commits;
+        cursor = commit.seq;
+      }
+      for await (const commit of readAll({ fromSeq: cursor + 1, toSeq: last.seq, subjectFilter: subject })) {
+        commits.push(commit);
+      }
+      return commits;
+    },
+
+    readAll,
+
+    async lastSequence(subject) {
+      return (await directGet({ last_by_subj: subject }))?.seq ?? 0;
+    },
+
+    head,
+  };
+}
+
+/** Resolves as `promise` does, or rejects with an UnavailableError after `ms`. */
+async function withinBound<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new UnavailableError(`${what} for ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,69 @@
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { checkEventStream, checkServer, probeConcurrency } from "./capabilities.js";
+import type { StreamsConfig } from "./config.js";
+import { connectNats } from "./connect.js";
+import { createEventStore, type EventStore } from "./event-store.js";
+import { startNatsServer, type NatsServerProcess } from "./nats-server.js";
+import { applyTopology, engineBuckets, type BucketSpec, type TopologyChange } from "./topology.js";
+
+/** The stream layer, up and checked. Disposing it closes the connection and stops an embedded server. */
+export interface OpenStreams extends AsyncDisposable {
+  readonly nc: NatsConnection;
+  readonly store: EventStore;
+  /** The server's URL (the embedded server's when NATS_URL was unset). */
+  readonly url: string;
+  readonly serverVersion: string;
+  /** What start-up changed in the topology. */
+  readonly changes: readonly TopologyChange[];
+  /** Set when foldline started its own nats-server. */
+  readonly embedded: NatsServerProcess | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Brings the stream layer up: starts an embedded nats-server when `config.natsUrl` is unset (store in
+ * `<dataDir>/nats`, log in `<dataDir>/nats-server.log`, a free loopback port), connects, checks the server,
+ * applies the topology (the event stream, the engine's buckets and `extraBuckets`), checks the stream in effect,
+ * and proves optimistic concurrency on a probe stream. Any failure closes what was opened and rethrows.
+ */
+export async function openStreams(
+  config: StreamsConfig,
+  extraBuckets: readonly BucketSpec[] = [],
+): Promise<OpenStreams> {
+  let embedded: NatsServerProcess | undefined;
+  let nc: NatsConnection | undefined;
+  const close = async (): Promise<void> => {
+    if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
+    await embedded?.stop();
+  };
+  try {
+    if (config.natsUrl === undefined) {
+      embedded = await startNatsServer({
+        storeDir: join(config.dataDir, "nats"),
+        logFile: join(config.dataDir, "nats-server.log"),
+      });
+    }
+    const url = config.natsUrl ?? embedded?.url ?? "";
+    nc = await connectNats({ servers: url, auth: config.auth, tls: config.tls, timeoutMs: config.timeoutMs });
+    const { replicas } = config.stream;
+    const jsm = await checkServer(nc, { replicas, allowUnsafeReplicas: config.allowUnsafeReplicas, timeoutMs: config.timeoutMs });
+    const changes = await applyTopology(nc, jsm, { stream: config.stream, buckets: [...engineBuckets, ...extraBuckets] });
+    await checkEventStream(jsm, config.stream);
+    await probeConcurrency(nc, jsm, config.stream, config.timeoutMs);
+    const store = createEventStore({ nc, streamName: config.stream.name, timeoutMs: config.timeoutMs });
+    return {
+      nc,
+      store,
+      url,
+      serverVersion: nc.info?.version ?? "",
+      changes,
+      embedded,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
