@@ -29,6 +29,9 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
     reconnectTimeWait: 250,
     reconnectJitter: 100,
     pingInterval: 10_000,
+    // The client otherwise builds two Error objects with stack traces per request, in case it fails: measured at
+    // a third of the client's CPU per append. Failures are wrapped in foldline's own typed errors anyway.
+    noAsyncTraces: true,
   };
   if (auth.credsFile !== undefined) opts.authenticator = credsAuthenticator(readFileSync(auth.credsFile));
   if (auth.user !== undefined) opts.user = auth.user;

@@ -181,13 +181,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           recordedAt: new Date(),
         },
       });
-      const publish: Partial<JetStreamPublishOptions> = {
-        msgID: append.commandId,
-        expect:
-          append.expectedSeq === undefined
-            ? { streamName: stream }
-            : { streamName: stream, lastSubjectSequence: append.expectedSeq },
-      };
+      // No Nats-Expected-Stream header: streams of one account cannot share subjects, so `ev.>` is ours alone.
+      const publish: Partial<JetStreamPublishOptions> =
+        append.expectedSeq === undefined
+          ? { msgID: append.commandId }
+          : { msgID: append.commandId, expect: { lastSubjectSequence: append.expectedSeq } };
       try {
         const ack = await js.publish(subject, data, publish);
         return { seq: ack.seq, duplicate: ack.duplicate };
