@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNats, testConfig, type TestNats } from "../test/harness/nats.js";
 import type { EventRecord } from "./commit-codec.js";
@@ -95,6 +96,9 @@ describe("round trip", () => {
       Array.from({ length: 120 }, (_, i) => `${i}`),
     );
     expect(commits.every((c) => c.subject === subject)).toBe(true);
+    // The ordered consumer that read past the direct-get limit is gone.
+    const jsm = await jetstreamManager(streams.nc);
+    expect(await jsm.consumers.list("EVENTS").next()).toEqual([]);
   });
 
   it("bounds readAll by position and filter", async () => {

@@ -130,9 +130,9 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     const first = await directGet({ seq: from, next_by_subj: filter });
     if (first === undefined || first.seq > end) return;
 
-    let messages;
+    let consumer, messages;
     try {
-      const consumer = await js.consumers.get(stream, {
+      consumer = await js.consumers.get(stream, {
         filter_subjects: filter,
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: first.seq,
@@ -142,9 +142,16 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
     const iterator = messages[Symbol.asyncIterator]();
+    let failed = false as boolean; // set inside the loop; widened so that `finally` reads it
     try {
       for (;;) {
-        const next = await withinBound(iterator.next(), timeoutMs, `stream ${stream} stopped delivering`);
+        let next;
+        try {
+          next = await withinBound(iterator.next(), timeoutMs, `stream ${stream} stopped delivering`);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
         if (next.done === true) throw new UnavailableError(`the read of stream ${stream} ended early`);
         const m = next.value;
         if (m.seq > end) return;
@@ -154,6 +161,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       }
     } finally {
       messages.stop();
+      // The server would keep the finished consumer for minutes: remove it now. When NATS is not answering,
+      // do not make the caller wait for that too; the consumer then expires on its own.
+      const deleted = consumer.delete().catch(() => undefined);
+      if (!failed) await deleted;
     }
   }
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnavailableError } from "../streams/errors.js";
 import { openStreams, type OpenStreams } from "../streams/open-streams.js";
-import type { StoredCommit } from "../streams/event-store.js";
+import { createEventStore, type StoredCommit } from "../streams/event-store.js";
 import { startTestNats, testConfig, type TestNats } from "./harness/nats.js";
 
 const timeoutMs = 1_500;
@@ -94,5 +94,32 @@ describe("NATS outage", () => {
       expect(stored?.[0]?.subject).toBe(subject);
     }
     for (const list of byCommand.values()) expect(list).toHaveLength(1);
+  });
+
+  it("ends a read that stops receiving with the unavailable error within the bound", async () => {
+    const subject = `ev.outage-read.${randomUUID()}`;
+    await Promise.all(
+      Array.from({ length: 300 }, () =>
+        streams.store.append(subject, [{ type: "t", schemaVersion: 1, payload: new Uint8Array(8) }], { commandId: randomUUID() }),
+      ),
+    );
+    // A small batch, so that most of the read is still on the server when it dies.
+    const store = createEventStore({ nc: streams.nc, streamName: "EVENTS", timeoutMs, readBatch: 10 });
+    const read = store.readAll({ subjectFilter: subject });
+    expect((await read.next()).done).toBe(false);
+    await nats.kill();
+    let received = 1;
+    const started = Date.now();
+    try {
+      await expect(
+        (async () => {
+          for await (const commit of read) received += commit.events.length;
+        })(),
+      ).rejects.toBeInstanceOf(UnavailableError);
+      expect(Date.now() - started).toBeLessThan(timeoutMs + slackMs);
+      expect(received).toBeLessThan(300);
+    } finally {
+      await nats.restart();
+    }
   });
 });
