@@ -13,7 +13,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/.nats"
-bin="$dest/root/usr/sbin/nats-server"
+bin="$dest/pkg/usr/sbin/nats-server"
 suite="${NATS_SERVER_DEBIAN_SUITE:-trixie}"
 mirror="${NATS_SERVER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -68,8 +68,8 @@ log "fetching nats-server from Debian $suite into .nats/"
 apt-get "${apt_opts[@]}" -qq update >&2 || explain "apt-get could not read Debian $suite's package list from $mirror."
 (cd "$work/deb" && apt-get "${apt_opts[@]}" -qq download "nats-server/$suite" >&2) \
   || explain "apt-get could not download nats-server from Debian $suite."
-rm -rf "$dest/root"
-dpkg-deb -x "$work"/deb/nats-server_*.deb "$dest/root"
+rm -rf "$dest/pkg"
+dpkg-deb -x "$work"/deb/nats-server_*.deb "$dest/pkg"
 rm -rf "$work"
 recent_enough "$bin" || explain "the downloaded nats-server does not run here."
 log "installed $("$bin" --version)"
