@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { once } from "node:events";
 
@@ -13,6 +14,11 @@ export interface NatsServerOptions {
   readonly jetstream?: boolean;
   /** Append the server's log to this file; by default it is kept only in memory for error messages. */
   readonly logFile?: string;
+  /**
+   * The server writes its pid here. A server still running under the pid found there at start (left behind when
+   * its parent was killed outright) is stopped first, so that two servers never share one store.
+   */
+  readonly pidFile?: string;
   /** How long to wait for the server to report ready (default 20 s). */
   readonly readyTimeoutMs?: number;
 }
@@ -61,6 +67,10 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   mkdirSync(options.storeDir, { recursive: true });
   const args = ["-a", "127.0.0.1", "-p", String(options.port || -1), "-sd", options.storeDir, "-n", "foldline"];
   if (options.jetstream !== false) args.push("-js");
+  if (options.pidFile !== undefined) {
+    await stopLeftover(options.pidFile);
+    args.push("-P", options.pidFile);
+  }
   const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
   const log = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" });
   const tail: string[] = [];
@@ -136,4 +146,27 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     kill: () => signal("SIGKILL"),
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** Stops the nats-server whose pid `pidFile` names, if one still runs under that pid, and waits for it to exit. */
+async function stopLeftover(pidFile: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, "utf8").trim());
+    // Only a nats-server: the pid may have been reused by an unrelated process since.
+    if (!Number.isInteger(pid) || !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nats-server")) return;
+  } catch {
+    return; // no pid file, or no such process
+  }
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  process.kill(pid, "SIGTERM");
+  for (let waited = 0; alive() && waited < 10_000; waited += 50) await sleep(50);
+  if (alive()) process.kill(pid, "SIGKILL");
 }
