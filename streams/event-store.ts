@@ -112,10 +112,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     ...decodeCommit(data),
   });
 
+  // Returns the stored message undecoded: most callers need only its sequence.
   const directGet = async (query: { last_by_subj: string } | { seq: number; next_by_subj: string }) => {
     try {
-      const m = await (await jsm).direct.getMessage(stream, query);
-      return m === null ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
+      return (await (await jsm).direct.getMessage(stream, query)) ?? undefined;
     } catch (err) {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
@@ -215,12 +215,12 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const commits: StoredCommit[] = [];
       let cursor = afterSeq;
       while (commits.length < directReadLimit) {
-        const commit = await directGet({ seq: cursor + 1, next_by_subj: subject });
+        const m = await directGet({ seq: cursor + 1, next_by_subj: subject });
         // A commit is never deleted (deny_delete), so the last one is always reached.
-        if (commit === undefined) return commits;
-        commits.push(commit);
-        if (commit.seq >= last.seq) return commits;
-        cursor = commit.seq;
+        if (m === undefined) return commits;
+        commits.push(toCommit(m.subject, m.seq, m.time, m.data));
+        if (m.seq >= last.seq) return commits;
+        cursor = m.seq;
       }
       for await (const commit of readAll({ fromSeq: cursor + 1, toSeq: last.seq, subjectFilter: subject })) {
         commits.push(commit);
