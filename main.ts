@@ -1,22 +1,25 @@
 // `npm start`: runs foldline on its embedded default (or on the NATS servers named by NATS_URL) until SIGINT/SIGTERM.
 import { pino } from "pino";
+import { startApp } from "./app.js";
+import { loadCommandsConfig } from "./commands/config.js";
 import { loadStreamsConfig } from "./streams/config.js";
-import { openStreams } from "./streams/open-streams.js";
 
 const log = pino({ name: "foldline" });
 
 async function main(): Promise<void> {
-  const config = loadStreamsConfig();
-  const streams = await openStreams(config);
+  const config = { streams: loadStreamsConfig(), commands: loadCommandsConfig() };
+  const app = await startApp(config, log);
+  const { streams } = app;
   for (const change of streams.changes) log.info(change, "topology changed");
   log.info(
     {
+      api: app.url,
       nats: streams.url,
       embedded: streams.embedded !== undefined,
       serverVersion: streams.serverVersion,
-      stream: config.stream.name,
+      stream: config.streams.stream.name,
       head: await streams.store.head(),
-      dataDir: config.dataDir,
+      dataDir: config.streams.dataDir,
     },
     "foldline is up",
   );
@@ -25,9 +28,12 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "stopping");
-    streams.close().then(
-      () => process.exit(0),
+    log.info({ signal }, "stopping: finishing the commands in flight");
+    app.close().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, "stop failed");
         process.exit(1);

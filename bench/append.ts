@@ -43,6 +43,7 @@ import { loadStreamsConfig } from "../streams/config.js";
 import type { EventStore } from "../streams/event-store.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { openStreams, type OpenStreams } from "../streams/open-streams.js";
+import { drive, envInt, median, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit } from "./run.js";
 
 const concurrency = 64;
@@ -50,9 +51,6 @@ const warmupMs = 1_000;
 const rounds = envInt("BENCH_ROUNDS", 3);
 const roundMs = envInt("BENCH_ROUND_MS", 3_000);
 const eventPayloadBytes = 100;
-
-/** One operation of one worker; every worker loops its own. */
-type Op = () => Promise<void>;
 
 /** Runs the suite, emitting append.concurrent, append.single and append.latency.p50/p99. */
 export async function run(emit: Emit): Promise<void> {
@@ -90,7 +88,7 @@ async function measure(streams: OpenStreams, emit: Emit): Promise<void> {
   // What the store writes for one event, so that the raw publish carries as many bytes.
   const commitBytes = encodeCommit({
     events: [event],
-    metadata: { commandId: randomUUID(), actor: "", correlationId: "", causationId: "", recordedAt: new Date() },
+    metadata: { commandId: randomUUID(), actor: "", correlationId: "", causationId: "", recordedAt: new Date(), aggregateVersion: 1 },
   }).length;
   const rawPayload = new Uint8Array(commitBytes).fill(0x61);
   log(`event payload ${eventPayloadBytes} B, encoded commit ${commitBytes} B`);
@@ -211,65 +209,6 @@ async function compare(label: string, baseline: readonly Op[], candidate: readon
     candidateLatencies,
     baselineLatencies,
   };
-}
-
-/**
- * Runs every worker's operation in a loop, one awaited at a time per worker, until `ms` have passed; an
- * operation under way at the deadline is finished and counted. Returns the operations completed per second of
- * the whole run. The first failure stops every worker and is rethrown.
- */
-async function drive(workers: readonly Op[], ms: number, latencies?: number[]): Promise<{ ops: number; rate: number }> {
-  const start = performance.now();
-  const deadline = start + ms;
-  let ops = 0;
-  let failed = false;
-  const loop = async (op: Op): Promise<void> => {
-    try {
-      while (!failed && performance.now() < deadline) {
-        const t0 = performance.now();
-        await op();
-        latencies?.push(performance.now() - t0);
-        ops++;
-      }
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
-  await Promise.all(workers.map(loop));
-  const seconds = (performance.now() - start) / 1_000;
-  return { ops, rate: ops / seconds };
-}
-
-function median(values: readonly number[]): number {
-  const s = sorted(values);
-  const mid = Math.floor(s.length / 2);
-  if (s.length === 0) return Number.NaN;
-  return s.length % 2 === 1 ? (s[mid] ?? Number.NaN) : ((s[mid - 1] ?? Number.NaN) + (s[mid] ?? Number.NaN)) / 2;
-}
-
-/** Nearest-rank percentile of ascending `values`. */
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const rank = Math.min(values.length, Math.max(1, Math.ceil((p / 100) * values.length)));
-  return values[rank - 1] ?? Number.NaN;
-}
-
-function sorted(values: readonly number[]): number[] {
-  return [...values].sort((a, b) => a - b);
-}
-
-function round(n: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function envInt(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === "") return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, got "${v}"`);
-  return n;
 }
 
 function log(message: string): void {

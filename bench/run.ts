@@ -34,7 +34,10 @@ export interface SuiteModule {
 }
 
 /** The suites, loaded only when they run. */
-const suites: ReadonlyMap<string, () => Promise<SuiteModule>> = new Map([["append", () => import("./append.js")]]);
+const suites: ReadonlyMap<string, () => Promise<SuiteModule>> = new Map([
+  ["append", () => import("./append.js")],
+  ["commands", () => import("./commands.js")],
+]);
 
 /** Writes a figure as one JSON line, the fixed fields first and in order. */
 function emit(figure: Figure): void {

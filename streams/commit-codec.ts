@@ -16,6 +16,8 @@ export interface CommitMetadata {
   readonly correlationId: string;
   readonly causationId: string;
   readonly recordedAt: Date;
+  /** The aggregate's version after the commit (1 for its first); 0 when the writer does not track versions. */
+  readonly aggregateVersion: number;
 }
 
 /** A commit's content: the events of one command and their metadata. */
@@ -48,7 +50,8 @@ export function encodeCommit(body: CommitBody): Uint8Array {
     stringField(metadata.causationId) +
     1 +
     varintSize(timestampSize) +
-    timestampSize;
+    timestampSize +
+    (metadata.aggregateVersion === 0 ? 0 : 1 + varintSize(metadata.aggregateVersion));
   let total = 1 + varintSize(metadataSize) + metadataSize;
   for (const size of eventSizes) total += 1 + varintSize(size) + size;
 
@@ -78,6 +81,10 @@ export function encodeCommit(body: CommitBody): Uint8Array {
   if (nanos !== 0) {
     w.byte(0x10); // Timestamp.nanos = 2
     w.varint(nanos);
+  }
+  if (metadata.aggregateVersion !== 0) {
+    w.byte(0x30); // CommitMetadata.aggregate_version = 6, varint
+    w.varint(metadata.aggregateVersion);
   }
   return w.out;
 }
@@ -130,6 +137,7 @@ export function encodeCommitReflective(body: CommitBody): Uint8Array {
         correlationId: metadata.correlationId,
         causationId: metadata.causationId,
         recordedAt: timestampFromMs(metadata.recordedAt.getTime()),
+        aggregateVersion: BigInt(metadata.aggregateVersion),
       },
     }),
   );
@@ -147,6 +155,7 @@ export function decodeCommit(bytes: Uint8Array): CommitBody {
       correlationId: m?.correlationId ?? "",
       causationId: m?.causationId ?? "",
       recordedAt: m?.recordedAt === undefined ? new Date(0) : timestampDate(m.recordedAt),
+      aggregateVersion: Number(m?.aggregateVersion ?? 0n),
     },
   };
 }

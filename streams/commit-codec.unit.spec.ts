@@ -12,6 +12,7 @@ const body = (over: Partial<CommitBody["metadata"]> = {}, events?: CommitBody["e
     correlationId: "corr-1",
     causationId: "cause-1",
     recordedAt: new Date("2026-11-22T10:11:12.345Z"),
+    aggregateVersion: 7,
     ...over,
   },
 });
@@ -28,6 +29,8 @@ describe("commit codec", () => {
   it.each([
     ["a typical commit", body()],
     ["empty optional metadata", body({ actor: "", correlationId: "", causationId: "" })],
+    ["no aggregate version", body({ aggregateVersion: 0 })],
+    ["a large aggregate version", body({ aggregateVersion: 2 ** 40 + 3 })],
     ["a whole second", body({ recordedAt: new Date("2026-01-01T00:00:00.000Z") })],
     ["the epoch", body({ recordedAt: new Date(0) })],
     ["before the epoch", body({ recordedAt: new Date(-1_500) })],

@@ -46,29 +46,48 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** An environment to read configuration from (normally `process.env`). */
+export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Reads the configuration from `env` (normally `process.env`), refusing malformed values with a ConfigError. */
-export function loadStreamsConfig(env: Env = process.env): StreamsConfig {
+/** Typed readers of environment variables; each refuses a malformed value with a ConfigError naming it. */
+export interface EnvReader {
+  /** The trimmed value, undefined when unset or empty. */
+  readonly text: (name: string) => string | undefined;
+  /** A whole number in [min, max], `fallback` when unset. */
+  readonly integer: (name: string, fallback: number, min: number, max: number) => number;
+  /** true/false/yes/no/1/0, false when unset. */
+  readonly flag: (name: string) => boolean;
+}
+
+/** Creates the readers over `env`. */
+export function envReader(env: Env): EnvReader {
   const text = (name: string): string | undefined => {
     const v = env[name]?.trim();
     return v === undefined || v === "" ? undefined : v;
   };
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const v = text(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${v}"`);
-    }
-    return n;
+  return {
+    text,
+    integer: (name, fallback, min, max) => {
+      const v = text(name);
+      if (v === undefined) return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${v}"`);
+      }
+      return n;
+    },
+    flag: (name) => {
+      const v = text(name)?.toLowerCase();
+      if (v === undefined || v === "0" || v === "false" || v === "no") return false;
+      if (v === "1" || v === "true" || v === "yes") return true;
+      throw new ConfigError(`${name} must be true or false, got "${v}"`);
+    },
   };
-  const flag = (name: string): boolean => {
-    const v = text(name)?.toLowerCase();
-    if (v === undefined || v === "0" || v === "false" || v === "no") return false;
-    if (v === "1" || v === "true" || v === "yes") return true;
-    throw new ConfigError(`${name} must be true or false, got "${v}"`);
-  };
+}
+
+/** Reads the configuration from `env` (normally `process.env`), refusing malformed values with a ConfigError. */
+export function loadStreamsConfig(env: Env = process.env): StreamsConfig {
+  const { text, integer, flag } = envReader(env);
   const defined = <T extends object>(o: T): T =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 

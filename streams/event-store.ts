@@ -26,6 +26,8 @@ export interface AppendOptions {
   readonly actor?: string;
   readonly correlationId?: string;
   readonly causationId?: string;
+  /** The aggregate's version after this commit, recorded in its metadata (default 0: not tracked). */
+  readonly aggregateVersion?: number;
 }
 
 /** What an append did. */
@@ -66,13 +68,23 @@ export interface EventStore {
    * empty commit or a subject outside the stream.
    */
   append(subject: string, events: readonly EventRecord[], options: AppendOptions): Promise<AppendResult>;
-  /** The commits of one aggregate after `afterSeq` (default 0), in order. */
-  readAggregate(subject: string, options?: { readonly afterSeq?: number }): Promise<StoredCommit[]>;
+  /**
+   * The commits of one aggregate after `afterSeq` (default 0), in order. `lastSeq`, when the caller already
+   * knows the subject's last sequence ({@link EventStore.lastSequence}), saves the request that finds it.
+   */
+  readAggregate(subject: string, options?: { readonly afterSeq?: number; readonly lastSeq?: number }): Promise<StoredCommit[]>;
   /**
    * Every commit between two positions in stream order, flow-controlled: at most a batch of commits is buffered
    * ahead of the caller. Throws UnavailableError when NATS stops delivering for longer than the timeout.
    */
   readAll(options?: ReadAllOptions): AsyncGenerator<StoredCommit>;
+  /** The commit at stream sequence `seq`, or undefined when there is none. */
+  readCommit(seq: number): Promise<StoredCommit | undefined>;
+  /**
+   * The first commit on `subject` after `afterSeq` whose metadata names `commandId`, or undefined when none
+   * does. Stops reading at the match.
+   */
+  findCommit(subject: string, commandId: string, afterSeq: number): Promise<StoredCommit | undefined>;
   /** The stream sequence of the subject's last commit, 0 when it has none. */
   lastSequence(subject: string): Promise<number>;
   /** The stream's last sequence, 0 when it is empty. */
@@ -113,7 +125,9 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   });
 
   // Returns the stored message undecoded: most callers need only its sequence.
-  const directGet = async (query: { last_by_subj: string } | { seq: number; next_by_subj: string }) => {
+  const directGet = async (
+    query: { last_by_subj: string } | { seq: number; next_by_subj: string } | { seq: number },
+  ) => {
     try {
       return (await (await jsm).direct.getMessage(stream, query)) ?? undefined;
     } catch (err) {
@@ -190,6 +204,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           correlationId: append.correlationId ?? "",
           causationId: append.causationId ?? "",
           recordedAt: new Date(),
+          aggregateVersion: append.aggregateVersion ?? 0,
         },
       });
       // No Nats-Expected-Stream header: streams of one account cannot share subjects, so `ev.>` is ours alone.
@@ -210,7 +225,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     async readAggregate(subject, read = {}) {
       const afterSeq = read.afterSeq ?? 0;
-      const last = await directGet({ last_by_subj: subject });
+      const last = read.lastSeq === undefined ? await directGet({ last_by_subj: subject }) : { seq: read.lastSeq };
       if (last === undefined || last.seq <= afterSeq) return [];
       const commits: StoredCommit[] = [];
       let cursor = afterSeq;
@@ -229,6 +244,18 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     },
 
     readAll,
+
+    async readCommit(seq) {
+      const m = await directGet({ seq });
+      return m === undefined || m.seq !== seq ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
+    },
+
+    async findCommit(subject, commandId, afterSeq) {
+      for await (const commit of readAll({ fromSeq: afterSeq + 1, subjectFilter: subject })) {
+        if (commit.metadata.commandId === commandId) return commit;
+      }
+      return undefined;
+    },
 
     async lastSequence(subject) {
       return (await directGet({ last_by_subj: subject }))?.seq ?? 0;

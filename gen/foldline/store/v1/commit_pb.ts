@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file foldline/store/v1/commit.proto.
  */
 export const file_foldline_store_v1_commit: GenFile = /*@__PURE__*/
-  fileDesc("Ch5mb2xkbGluZS9zdG9yZS92MS9jb21taXQucHJvdG8SEWZvbGRsaW5lLnN0b3JlLnYxImcKBkNvbW1pdBIoCgZldmVudHMYASADKAsyGC5mb2xkbGluZS5zdG9yZS52MS5FdmVudBIzCghtZXRhZGF0YRgCIAEoCzIhLmZvbGRsaW5lLnN0b3JlLnYxLkNvbW1pdE1ldGFkYXRhIj4KBUV2ZW50EgwKBHR5cGUYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKA0SDwoHcGF5bG9hZBgDIAEoDCKSAQoOQ29tbWl0TWV0YWRhdGESEgoKY29tbWFuZF9pZBgBIAEoCRINCgVhY3RvchgCIAEoCRIWCg5jb3JyZWxhdGlvbl9pZBgDIAEoCRIUCgxjYXVzYXRpb25faWQYBCABKAkSLwoLcmVjb3JkZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5mb2xkbGluZS9zdG9yZS92MS9jb21taXQucHJvdG8SEWZvbGRsaW5lLnN0b3JlLnYxImcKBkNvbW1pdBIoCgZldmVudHMYASADKAsyGC5mb2xkbGluZS5zdG9yZS52MS5FdmVudBIzCghtZXRhZGF0YRgCIAEoCzIhLmZvbGRsaW5lLnN0b3JlLnYxLkNvbW1pdE1ldGFkYXRhIj4KBUV2ZW50EgwKBHR5cGUYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKA0SDwoHcGF5bG9hZBgDIAEoDCKtAQoOQ29tbWl0TWV0YWRhdGESEgoKY29tbWFuZF9pZBgBIAEoCRINCgVhY3RvchgCIAEoCRIWCg5jb3JyZWxhdGlvbl9pZBgDIAEoCRIUCgxjYXVzYXRpb25faWQYBCABKAkSLwoLcmVjb3JkZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWFnZ3JlZ2F0ZV92ZXJzaW9uGAYgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Commit is the unit of atomicity: every event one command produced, written as one stream message on the
@@ -123,6 +123,14 @@ export type CommitMetadata = Message<"foldline.store.v1.CommitMetadata"> & {
    * @generated from field: google.protobuf.Timestamp recorded_at = 5;
    */
   recordedAt?: Timestamp | undefined;
+
+  /**
+   * The aggregate's version after this commit: 1 for its first commit, n for its n-th. 0 when the writer did
+   * not track versions.
+   *
+   * @generated from field: uint64 aggregate_version = 6;
+   */
+  aggregateVersion: bigint;
 };
 
 /**

@@ -1,0 +1,95 @@
+// The foldline process: the stream layer, the command pipeline and the API server, wired together.
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { createApiServer, type ApiServer } from "./commands/api-server.js";
+import { createCommandPipeline, type CommandPipeline } from "./commands/command-pipeline.js";
+import type { CommandsConfig } from "./commands/config.js";
+import { errorInterceptor } from "./commands/error-codes.js";
+import { createHealthService } from "./commands/health.js";
+import { registerMarketplace } from "./commands/marketplace/services.js";
+import type { StreamsConfig } from "./streams/config.js";
+import { openStreams, type OpenStreams } from "./streams/open-streams.js";
+
+/** A running foldline: the API on {@link App.url}. */
+export interface App extends AsyncDisposable {
+  readonly url: string;
+  readonly streams: OpenStreams;
+  readonly pipeline: CommandPipeline;
+  readonly server: ApiServer;
+  /**
+   * Shuts down gracefully: health turns NOT_SERVING, the server stops taking requests and waits for those in
+   * flight (Execute streams answer what they started), the pipeline finishes its writes, then NATS closes.
+   */
+  close(): Promise<void>;
+}
+
+/** Starts foldline; on any failure closes what it opened and rethrows. */
+export async function startApp(config: { streams: StreamsConfig; commands: CommandsConfig }, log: Logger): Promise<App> {
+  const streams = await openStreams(config.streams);
+  try {
+    const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
+    const kvm = new Kvm(js);
+    const [commandsBucket, snapshotsBucket] = await Promise.all([kvm.open("foldline-commands"), kvm.open("foldline-snapshots")]);
+    const c = config.commands;
+    const pipeline = createCommandPipeline({
+      store: streams.store,
+      commandsBucket,
+      snapshotsBucket,
+      log,
+      cacheSize: c.cacheSize,
+      snapshotEvery: c.snapshotEvery,
+      maxAttempts: c.maxAttempts,
+      takeOverAfterMs: c.takeOverAfterMs,
+    });
+    const health = createHealthService();
+    const shutdown = new AbortController();
+    const server = await createApiServer({
+      routes: (router) => {
+        health.register(router);
+        registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
+      },
+      interceptors: [errorInterceptor(log)],
+      host: c.host,
+      port: c.port,
+      ...(c.tls === undefined ? {} : { tls: c.tls }),
+      log,
+      shutdownTimeoutMs: c.shutdownTimeoutMs,
+    });
+    server.shutdownSignal.addEventListener("abort", () => {
+      health.shutdown();
+      shutdown.abort();
+    }, { once: true });
+    let closing: Promise<void> | undefined;
+    watchNats(streams, () => closing !== undefined, (serving) => {
+      health.setStatus("", serving ? "serving" : "not_serving");
+    }, log);
+
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        await server.close();
+        await pipeline.close();
+        await streams.close();
+      })());
+    return { url: server.url, streams, pipeline, server, close, [Symbol.asyncDispose]: close };
+  } catch (err) {
+    await streams.close();
+    throw err;
+  }
+}
+
+/** Reports the NATS connection's state: false while disconnected, true again once reconnected. */
+function watchNats(streams: OpenStreams, closing: () => boolean, report: (connected: boolean) => void, log: Logger): void {
+  void (async () => {
+    for await (const status of streams.nc.status()) {
+      if (closing()) return;
+      if (status.type === "disconnect") {
+        log.warn("NATS connection lost; reconnecting");
+        report(false);
+      } else if (status.type === "reconnect") {
+        log.info("NATS connection restored");
+        report(true);
+      }
+    }
+  })();
+}

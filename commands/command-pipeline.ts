@@ -1,0 +1,388 @@
+import { createHash } from "node:crypto";
+import { LRUCache } from "lru-cache";
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import { ConcurrencyError, UnavailableError } from "../streams/errors.js";
+import { unavailableOr } from "../streams/nats-errors.js";
+import type { AggregateType } from "./aggregate-type.js";
+import { createCommandRecords, type CommandRecord, type ExistingRecord } from "./command-records.js";
+import {
+  CommandConflict,
+  CommandIdReused,
+  CommandInProgress,
+  ExpectedVersionMismatch,
+  ShuttingDown,
+} from "./errors.js";
+import { createKeyedQueue } from "./keyed-queue.js";
+import { decodeState, encodeState } from "./snapshot-codec.js";
+
+/** One command on its way through the pipeline. */
+export interface CommandEnvelope<C> {
+  readonly aggregateId: string;
+  readonly command: C;
+  /** The idempotency key (a UUID, validated by the caller). */
+  readonly commandId: string;
+  /** The version the caller's decision was based on (the aggregate's number of commits); omitted: any. */
+  readonly expectedVersion?: number;
+  readonly actor: string;
+  readonly correlationId: string;
+  readonly causationId: string;
+  /**
+   * What identifies the request: a repeat of the command id must come with the same type name and bytes.
+   * Requests of different types can share their bytes, hence both.
+   */
+  readonly requestType: string;
+  readonly request: Uint8Array;
+}
+
+/** What an accepted command answers; a repeat of the command id answers the same. */
+export interface CommandOutcome<E> {
+  readonly aggregateId: string;
+  /** The aggregate's number of commits after the command. */
+  readonly version: number;
+  /** The stream sequence of the command's commit (of the aggregate's last commit when nothing changed). */
+  readonly position: number;
+  readonly events: readonly E[];
+}
+
+/** Counters for operators and tests. */
+export interface PipelineStats {
+  /** Aggregate loads that missed the cache. */
+  loads: number;
+  /** Of those, loads that started from a snapshot. */
+  snapshotLoads: number;
+  /** Commits read by loads. */
+  commitsRead: number;
+  appends: number;
+  /** Appends refused because another writer had moved the aggregate. */
+  conflicts: number;
+  snapshotsWritten: number;
+  /** Repeated command ids answered from their record. */
+  repeats: number;
+}
+
+/** Options of {@link createCommandPipeline}. */
+export interface CommandPipelineOptions {
+  readonly store: EventStore;
+  /** The `foldline-commands` bucket. */
+  readonly commandsBucket: KV;
+  /** The `foldline-snapshots` bucket. */
+  readonly snapshotsBucket: KV;
+  readonly log: Logger;
+  /** Aggregates kept in memory (default 10 000; 0 disables the cache). */
+  readonly cacheSize?: number;
+  /** A snapshot is written once an aggregate has this many commits past its last one (default 100). */
+  readonly snapshotEvery?: number;
+  /** Attempts of a command whose append meets a concurrent writer, before it fails with CommandConflict (default 5). */
+  readonly maxAttempts?: number;
+  /**
+   * A command id whose record has been pending this long, with no commit of it in the stream, belongs to a
+   * request that died; a repeat then executes it (default 30 000 ms). Keep it below the stream's duplicate
+   * window, which catches the original's append if it was only delayed.
+   */
+  readonly takeOverAfterMs?: number;
+}
+
+/** The command pipeline: idempotency record, load, decide, append, respond. */
+export interface CommandPipeline {
+  /**
+   * Executes one command against its aggregate and answers the outcome. Commands on one aggregate run one at a
+   * time in the order they were passed in; others run concurrently.
+   *
+   * Throws the decider's domain errors, ExpectedVersionMismatch, CommandIdReused (the id came with a different
+   * request), CommandConflict (other writers kept winning), CommandInProgress (another process holds the id),
+   * UnavailableError (NATS did not answer; the command may have been appended, retry with the same id) and
+   * ShuttingDown after {@link close}. Nothing is written when it throws anything but UnavailableError.
+   */
+  execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>>;
+  readonly stats: Readonly<PipelineStats>;
+  /** Refuses new commands, then waits for those running and for snapshot writes. */
+  close(): Promise<void>;
+}
+
+/** An aggregate as loaded: its state, its number of commits and the sequence of its last commit. */
+interface Loaded {
+  readonly state: unknown;
+  readonly version: number;
+  readonly seq: number;
+  /** The version of the latest snapshot known to exist. */
+  readonly snapshotVersion: number;
+}
+
+interface SnapshotBody {
+  readonly version: number;
+  readonly seq: number;
+  readonly state: unknown;
+}
+
+/** Creates a command pipeline over an event store and the engine's buckets. */
+export function createCommandPipeline(options: CommandPipelineOptions): CommandPipeline {
+  const { store, log } = options;
+  const cacheSize = options.cacheSize ?? 10_000;
+  const snapshotEvery = options.snapshotEvery ?? 100;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const takeOverAfterMs = options.takeOverAfterMs ?? 30_000;
+  const records = createCommandRecords(options.commandsBucket);
+  const snapshots = options.snapshotsBucket;
+  const cache = cacheSize > 0 ? new LRUCache<string, Loaded>({ max: cacheSize }) : undefined;
+  const queue = createKeyedQueue();
+  const inFlight = new Map<string, { fingerprint: string; outcome: Promise<CommandOutcome<unknown>> }>();
+  const background = new Set<Promise<void>>();
+  const stats: PipelineStats = {
+    loads: 0,
+    snapshotLoads: 0,
+    commitsRead: 0,
+    appends: 0,
+    conflicts: 0,
+    snapshotsWritten: 0,
+    repeats: 0,
+  };
+  let closing = false;
+
+  const fold = <C, E, S>(type: AggregateType<C, E, S>, from: Loaded, commits: readonly StoredCommit[]): Loaded => {
+    let { state, version, seq } = from;
+    for (const commit of commits) {
+      for (const record of commit.events) state = type.decider.evolve(state as S, type.decodeEvent(record));
+      version = commit.metadata.aggregateVersion === 0 ? version + 1 : commit.metadata.aggregateVersion;
+      seq = commit.seq;
+    }
+    return { state, version, seq, snapshotVersion: from.snapshotVersion };
+  };
+
+  async function load<C, E, S>(type: AggregateType<C, E, S>, subject: string): Promise<Loaded> {
+    const cached = cache?.get(subject);
+    if (cached !== undefined) return cached;
+    stats.loads++;
+    const key = snapshotKey(subject);
+    let start: Loaded = { state: type.decider.initialState, version: 0, seq: 0, snapshotVersion: 0 };
+    let entry, lastSeq;
+    try {
+      [entry, lastSeq] = await Promise.all([snapshots.get(key), store.lastSequence(subject)]);
+    } catch (err) {
+      throw unavailableOr(err, `a snapshot read of ${subject}`);
+    }
+    if (entry !== null && entry.operation === "PUT") {
+      try {
+        const body = decodeState(entry.value) as SnapshotBody;
+        start = { state: body.state, version: body.version, seq: body.seq, snapshotVersion: body.version };
+        stats.snapshotLoads++;
+      } catch (err) {
+        // A snapshot is a cache of the stream: an unreadable one costs a full replay, never a wrong state.
+        log.warn({ err, subject }, "snapshot unreadable; replaying the aggregate from its first commit");
+      }
+    }
+    const commits = await store.readAggregate(subject, { afterSeq: start.seq, lastSeq });
+    stats.commitsRead += commits.length;
+    const loaded = fold(type, start, commits);
+    cache?.set(subject, loaded);
+    return loaded;
+  }
+
+  function maybeSnapshot(subject: string, loaded: Loaded): Loaded {
+    if (loaded.version - loaded.snapshotVersion < snapshotEvery) return loaded;
+    const body: SnapshotBody = { version: loaded.version, seq: loaded.seq, state: loaded.state };
+    const write = snapshots.put(snapshotKey(subject), encodeState(body)).then(
+      () => {
+        stats.snapshotsWritten++;
+      },
+      (err: unknown) => {
+        log.warn({ err, subject, version: loaded.version }, "snapshot write failed; the next one will try again");
+        const current = cache?.get(subject);
+        if (current?.seq === loaded.seq) cache?.set(subject, { ...current, snapshotVersion: loaded.snapshotVersion });
+      },
+    );
+    background.add(write);
+    void write.finally(() => background.delete(write));
+    return { ...loaded, snapshotVersion: loaded.version };
+  }
+
+  const outcomeOf = <C, E, S>(type: AggregateType<C, E, S>, aggregateId: string, commit: StoredCommit): CommandOutcome<E> => ({
+    aggregateId,
+    version: commit.metadata.aggregateVersion,
+    position: commit.seq,
+    events: commit.events.map((record) => type.decodeEvent(record)),
+  });
+
+  /** Answers a command id that already has a record, or returns undefined when this request should execute it. */
+  async function answerRepeat<C, E, S>(
+    type: AggregateType<C, E, S>,
+    envelope: CommandEnvelope<C>,
+    fingerprint: string,
+    found: ExistingRecord,
+  ): Promise<{ outcome: CommandOutcome<E> } | { revision: number }> {
+    const { record } = found;
+    if (record.fingerprint !== fingerprint) throw new CommandIdReused(envelope.commandId);
+    if (record.state === "done") {
+      stats.repeats++;
+      return {
+        outcome: {
+          aggregateId: envelope.aggregateId,
+          version: record.version ?? 0,
+          position: record.position ?? 0,
+          events: [],
+        },
+      };
+    }
+    const commit = await store.findCommit(record.subject, envelope.commandId, record.after);
+    if (commit !== undefined) {
+      stats.repeats++;
+      return { outcome: outcomeOf(type, envelope.aggregateId, commit) };
+    }
+    if (Date.now() - found.createdAt.getTime() < takeOverAfterMs) throw new CommandInProgress(envelope.commandId);
+    // The request that wrote the record died before appending: this one takes the command over.
+    const revision = await records.replace(envelope.commandId, record, found.revision);
+    if (revision === undefined) throw new CommandInProgress(envelope.commandId);
+    log.info({ commandId: envelope.commandId }, "took over a command whose request died before appending");
+    return { revision };
+  }
+
+  /** Removes the record of a command that appended nothing; a record left behind is taken over later. */
+  async function releaseQuietly(commandId: string, revision: number): Promise<void> {
+    await records.release(commandId, revision).catch((err: unknown) => {
+      log.warn({ err, commandId }, "could not remove the record of a command that appended nothing");
+    });
+  }
+
+  async function run<C, E, S>(
+    type: AggregateType<C, E, S>,
+    envelope: CommandEnvelope<C>,
+    subject: string,
+    fingerprint: string,
+  ): Promise<CommandOutcome<E>> {
+    const { decider } = type;
+    // The record and the aggregate are read at once. The record's `after` must be a position the command's
+    // commit will follow: the cached one, or 0, which only makes a rare recovery read longer.
+    const [loading, claiming] = await Promise.allSettled([
+      load(type, subject),
+      records.claim(envelope.commandId, { state: "pending", fingerprint, subject, after: cache?.peek(subject)?.seq ?? 0 }),
+    ]);
+    if (claiming.status === "rejected") throw claiming.reason;
+    const claim = claiming.value;
+    if (loading.status === "rejected") {
+      if (claim.claimed) await releaseQuietly(envelope.commandId, claim.revision);
+      throw loading.reason;
+    }
+    let loaded = loading.value;
+    let revision: number;
+    if (claim.claimed) {
+      revision = claim.revision;
+    } else {
+      const repeat = await answerRepeat(type, envelope, fingerprint, claim);
+      if ("outcome" in repeat) return repeat.outcome;
+      revision = repeat.revision;
+    }
+
+    let appendAttempted = false;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== loaded.version) {
+          // A cached state may be behind another process's writes: only the stream can refuse the caller.
+          if (attempt === 1 && cache?.has(subject) === true) {
+            cache.delete(subject);
+            loaded = await load(type, subject);
+            if (envelope.expectedVersion === loaded.version) continue;
+          }
+          throw new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version);
+        }
+        const events = decider.decide(envelope.command, loaded.state as S);
+        if (events.length === 0) {
+          const done: CommandRecord = {
+            state: "done",
+            fingerprint,
+            subject,
+            after: loaded.seq,
+            version: loaded.version,
+            position: loaded.seq,
+          };
+          await records.replace(envelope.commandId, done, revision);
+          revision = 0; // the record is final now: nothing to release
+          return { aggregateId: envelope.aggregateId, version: loaded.version, position: loaded.seq, events: [] };
+        }
+
+        const version = loaded.version + 1;
+        let appended;
+        try {
+          appendAttempted = true;
+          appended = await store.append(subject, events.map((e) => type.encodeEvent(e)), {
+            expectedSeq: loaded.seq,
+            commandId: envelope.commandId,
+            actor: envelope.actor,
+            correlationId: envelope.correlationId,
+            causationId: envelope.causationId,
+            aggregateVersion: version,
+          });
+        } catch (err) {
+          if (!(err instanceof ConcurrencyError)) throw err;
+          appendAttempted = false;
+          stats.conflicts++;
+          cache?.delete(subject);
+          loaded = await load(type, subject);
+          // The append expected the caller's version: the aggregate has moved past it, whatever the attempt.
+          if (envelope.expectedVersion !== undefined) {
+            throw new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version);
+          }
+          if (attempt >= maxAttempts) throw new CommandConflict(subject, attempt);
+          continue;
+        }
+        stats.appends++;
+        if (appended.duplicate) {
+          // The stream already holds this command's commit (a taken-over request that did append after all).
+          cache?.delete(subject);
+          const commit = await store.readCommit(appended.seq);
+          if (commit === undefined) throw new UnavailableError(`commit ${appended.seq} of ${subject} could not be read back`);
+          return outcomeOf(type, envelope.aggregateId, commit);
+        }
+        const state = events.reduce<S>((s, e) => decider.evolve(s, e), loaded.state as S);
+        const next = maybeSnapshot(subject, { state, version, seq: appended.seq, snapshotVersion: loaded.snapshotVersion });
+        cache?.set(subject, next);
+        return { aggregateId: envelope.aggregateId, version, position: appended.seq, events };
+      }
+    } catch (err) {
+      // Nothing was appended (or the append's fate is unknown, then the record must stay so a repeat can find
+      // out): a refused command leaves no record, so it may be sent again once the reason is gone.
+      if (revision !== 0 && !(appendAttempted && err instanceof UnavailableError)) {
+        await releaseQuietly(envelope.commandId, revision);
+      }
+      throw err;
+    }
+  }
+
+  return {
+    execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>> {
+      if (closing) return Promise.reject(new ShuttingDown());
+      const fingerprint = createHash("sha256")
+        .update(envelope.requestType)
+        .update("\0")
+        .update(envelope.request)
+        .digest("base64url");
+      const running = inFlight.get(envelope.commandId);
+      if (running !== undefined) {
+        if (running.fingerprint !== fingerprint) return Promise.reject(new CommandIdReused(envelope.commandId));
+        stats.repeats++;
+        return running.outcome as Promise<CommandOutcome<E>>;
+      }
+      const subject = `ev.${type.name}.${envelope.aggregateId}`;
+      const outcome = queue.run(subject, () => run(type, envelope, subject, fingerprint));
+      inFlight.set(envelope.commandId, { fingerprint, outcome });
+      void outcome.then(
+        () => inFlight.delete(envelope.commandId),
+        () => inFlight.delete(envelope.commandId),
+      );
+      return outcome;
+    },
+
+    stats,
+
+    async close() {
+      closing = true;
+      await Promise.allSettled([...inFlight.values()].map((f) => f.outcome));
+      await Promise.allSettled([...background]);
+    },
+  };
+}
+
+/** Snapshot key of an aggregate subject: `ev.<type>.<id>` → `<type>.<id>`. */
+function snapshotKey(subject: string): string {
+  return subject.slice(3);
+}

@@ -1,0 +1,62 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { DomainError } from "../domain/errors.js";
+import { UnavailableError } from "../streams/errors.js";
+import {
+  CommandConflict,
+  CommandIdReused,
+  CommandInProgress,
+  ExpectedVersionMismatch,
+  InvalidRequest,
+  ShuttingDown,
+} from "./errors.js";
+
+const domainCodes = {
+  InvalidCommand: Code.InvalidArgument,
+  NotFound: Code.NotFound,
+  AlreadyExists: Code.AlreadyExists,
+  RuleViolation: Code.FailedPrecondition,
+} as const;
+
+/**
+ * The one place where errors become transport codes. Known errors keep their message, which says what was
+ * wrong; anything else is logged with its cause and answered as `Internal` with no detail from inside.
+ */
+export function toConnectError(err: unknown, log: Logger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) return new ConnectError(err.message, domainCodes[err.kind]);
+  if (err instanceof InvalidRequest) return new ConnectError(err.message, Code.InvalidArgument);
+  if (err instanceof CommandIdReused) return new ConnectError(err.message, Code.AlreadyExists);
+  if (err instanceof ExpectedVersionMismatch) return new ConnectError(err.message, Code.FailedPrecondition);
+  if (err instanceof CommandConflict || err instanceof CommandInProgress) return new ConnectError(err.message, Code.Aborted);
+  if (err instanceof UnavailableError || err instanceof ShuttingDown) return new ConnectError(err.message, Code.Unavailable);
+  log.error({ err }, "command failed unexpectedly");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * An interceptor that maps every error a handler throws, on unary calls and inside streamed responses, through
+ * {@link toConnectError}.
+ */
+export function errorInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw toConnectError(err, log);
+    }
+    if (!res.stream) return res;
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw toConnectError(err, log);
+        }
+      })(),
+    };
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Errors of the command pipeline. Each has a readonly `kind`; the one place that turns them into transport
+ * codes is `error-codes.ts`.
+ */
+
+/** The request is malformed: a missing or oversized field, a bad id. Nothing was read or written. */
+export class InvalidRequest extends Error {
+  readonly kind = "invalid-request";
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidRequest";
+  }
+}
+
+/** The caller's expected version is not the aggregate's version. Nothing was written. */
+export class ExpectedVersionMismatch extends Error {
+  readonly kind = "expected-version-mismatch";
+  constructor(
+    readonly aggregate: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`${aggregate} is at version ${actual}, not the expected ${expected}`);
+    this.name = "ExpectedVersionMismatch";
+  }
+}
+
+/** A command id was sent again with a different request. Nothing was written. */
+export class CommandIdReused extends Error {
+  readonly kind = "command-id-reused";
+  constructor(readonly commandId: string) {
+    super(`command id ${commandId} was already used for a different request`);
+    this.name = "CommandIdReused";
+  }
+}
+
+/** Other writers kept changing the aggregate; the command gave up after its retries. Nothing was written. */
+export class CommandConflict extends Error {
+  readonly kind = "command-conflict";
+  constructor(aggregate: string, attempts: number) {
+    super(`${aggregate} kept changing under concurrent writers; gave up after ${attempts} attempts, retry the command`);
+    this.name = "CommandConflict";
+  }
+}
+
+/** Another process is executing the same command id right now; retry it later with the same id. */
+export class CommandInProgress extends Error {
+  readonly kind = "command-in-progress";
+  constructor(commandId: string) {
+    super(`command ${commandId} is being executed by another request; retry it with the same id`);
+    this.name = "CommandInProgress";
+  }
+}
+
+/** The server is shutting down and takes no new commands. */
+export class ShuttingDown extends Error {
+  readonly kind = "shutting-down";
+  constructor() {
+    super("the server is shutting down; retry on another instance");
+    this.name = "ShuttingDown";
+  }
+}

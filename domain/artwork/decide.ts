@@ -1,0 +1,151 @@
+import { assertNever } from "../assert-never.js";
+import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
+import {
+  maxRoyaltyBasisPoints,
+  maxRoyaltyRecipients,
+  type ArtworkCommand,
+  type ArtworkEvent,
+  type ArtworkState,
+  type RoyaltyShare,
+} from "./types.js";
+
+type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
+
+/**
+ * Decides what an artwork command causes. Pure; returns `[]` when the command changes nothing (the same split, the
+ * same price, delisting an unlisted artwork, transferring to the current owner).
+ *
+ * Checks run in one fixed order, and the first failing one is thrown:
+ * 1. existence: minting an artwork that exists (active or burned) → `AlreadyExistsError`; anything else on an
+ *    unminted artwork → `NotFoundError`;
+ * 2. burned: a burned artwork accepts nothing → `RuleViolation`;
+ * 3. actor: only the artist changes the split, only the owner lists, delists, transfers or burns → `RuleViolation`;
+ * 4. the command's own data (royalty split, price, new owner, artist id) → `InvalidCommand`;
+ * 5. no-ops → `[]`; otherwise the events.
+ */
+export function decide(command: ArtworkCommand, state: ArtworkState): ArtworkEvent[] {
+  if (command.type === "MintArtwork") return mint(command, state);
+  if (state.status === "Empty") throw new NotFoundError(`artwork ${command.artworkId} does not exist`);
+  if (state.status === "Burned") throw new RuleViolation(`artwork ${command.artworkId} is burned`);
+  switch (command.type) {
+    case "SetRoyaltySplit":
+      return setRoyaltySplit(command, state);
+    case "ListForSale":
+      return listForSale(command, state);
+    case "Delist":
+      requireOwner(state, command.actorId, "delist", command.artworkId);
+      return state.listing === null ? [] : [{ type: "ArtworkDelisted" }];
+    case "TransferOwnership":
+      return transferOwnership(command, state);
+    case "BurnArtwork":
+      requireOwner(state, command.actorId, "burn", command.artworkId);
+      return [{ type: "ArtworkBurned" }];
+    default:
+      return assertNever(command);
+  }
+}
+
+function mint(command: Extract<ArtworkCommand, { type: "MintArtwork" }>, state: ArtworkState): ArtworkEvent[] {
+  if (state.status !== "Empty") {
+    const burned = state.status === "Burned" ? " (burned)" : "";
+    throw new AlreadyExistsError(`artwork ${command.artworkId} already exists${burned}`);
+  }
+  if (command.artistId === "") throw new InvalidCommand(`artwork ${command.artworkId} needs an artist id`);
+  validateSplit(command.royaltySplit);
+  return [
+    {
+      type: "ArtworkMinted",
+      artistId: command.artistId,
+      title: command.title,
+      contentHash: command.contentHash,
+      royaltySplit: plainSplit(command.royaltySplit),
+    },
+  ];
+}
+
+function setRoyaltySplit(
+  command: Extract<ArtworkCommand, { type: "SetRoyaltySplit" }>,
+  state: ActiveArtwork,
+): ArtworkEvent[] {
+  if (command.actorId !== state.artistId) {
+    throw new RuleViolation(
+      `only the artist (${state.artistId}) may change the royalty split of artwork ${command.artworkId}; ` +
+        `${command.actorId} is not`,
+    );
+  }
+  validateSplit(command.royaltySplit);
+  if (sameSplit(command.royaltySplit, state.royaltySplit)) return [];
+  return [{ type: "RoyaltySplitChanged", royaltySplit: plainSplit(command.royaltySplit) }];
+}
+
+function listForSale(command: Extract<ArtworkCommand, { type: "ListForSale" }>, state: ActiveArtwork): ArtworkEvent[] {
+  requireOwner(state, command.actorId, "list", command.artworkId);
+  if (command.priceCents <= 0n) {
+    throw new InvalidCommand(`price must be positive; got ${command.priceCents} cents`);
+  }
+  if (state.listing?.priceCents === command.priceCents) return [];
+  return [{ type: "ArtworkListed", priceCents: command.priceCents }];
+}
+
+function transferOwnership(
+  command: Extract<ArtworkCommand, { type: "TransferOwnership" }>,
+  state: ActiveArtwork,
+): ArtworkEvent[] {
+  requireOwner(state, command.actorId, "transfer", command.artworkId);
+  if (command.newOwnerId === "") {
+    throw new InvalidCommand(`transfer of artwork ${command.artworkId} needs a new owner id`);
+  }
+  if (command.newOwnerId === state.ownerId) return [];
+  return [{ type: "OwnershipTransferred", fromOwnerId: state.ownerId, toOwnerId: command.newOwnerId }];
+}
+
+function requireOwner(state: ActiveArtwork, actorId: string, verb: string, artworkId: string): void {
+  if (actorId !== state.ownerId) {
+    throw new RuleViolation(`only the owner (${state.ownerId}) may ${verb} artwork ${artworkId}; ${actorId} is not`);
+  }
+}
+
+/**
+ * Throws `InvalidCommand` unless the split names at most `maxRoyaltyRecipients` distinct, non-empty recipients,
+ * each with a positive integer share, totalling at most `maxRoyaltyBasisPoints`. An empty split is valid.
+ */
+function validateSplit(split: readonly RoyaltyShare[]): void {
+  if (split.length > maxRoyaltyRecipients) {
+    throw new InvalidCommand(
+      `royalty split has ${split.length} recipients; at most ${maxRoyaltyRecipients} are allowed`,
+    );
+  }
+  const seen = new Set<string>();
+  let total = 0;
+  for (const { recipientId, basisPoints } of split) {
+    if (recipientId === "") throw new InvalidCommand("royalty split names a recipient with an empty id");
+    if (seen.has(recipientId)) throw new InvalidCommand(`royalty split names recipient ${recipientId} more than once`);
+    seen.add(recipientId);
+    // isSafeInteger also refuses NaN, ±Infinity and integers too large to add exactly.
+    if (!Number.isSafeInteger(basisPoints) || basisPoints <= 0) {
+      throw new InvalidCommand(
+        `royalty share of ${recipientId} is ${basisPoints} bps; each share must be a positive integer`,
+      );
+    }
+    total += basisPoints;
+  }
+  if (total > maxRoyaltyBasisPoints) {
+    throw new InvalidCommand(`royalty split total ${total} bps exceeds ${maxRoyaltyBasisPoints}`);
+  }
+}
+
+// Equal means the same recipients with the same shares in the same order: order is what the artist chose to store.
+function sameSplit(a: readonly RoyaltyShare[], b: readonly RoyaltyShare[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((share, i) => {
+      const other = b[i];
+      return other !== undefined && share.recipientId === other.recipientId && share.basisPoints === other.basisPoints;
+    })
+  );
+}
+
+// Copies only the two fields, so that a decoded message carrying extra properties never leaks into an event.
+function plainSplit(split: readonly RoyaltyShare[]): RoyaltyShare[] {
+  return split.map(({ recipientId, basisPoints }) => ({ recipientId, basisPoints }));
+}

@@ -1,0 +1,76 @@
+/** One recipient's share of an artwork's royalties, in basis points (1/100 of a percent; 10 000 = 100 %). */
+export interface RoyaltyShare {
+  readonly recipientId: string;
+  readonly basisPoints: number;
+}
+
+/** The most recipients a royalty split may name. */
+export const maxRoyaltyRecipients = 16;
+
+/** The most basis points a royalty split may give away in total (100 %). */
+export const maxRoyaltyBasisPoints = 10_000;
+
+/**
+ * What a caller may ask of an artwork (stream `ev.artwork.<artworkId>`). `actorId` is the authenticated user
+ * making the request; money is bigint cents.
+ */
+export type ArtworkCommand =
+  | {
+      readonly type: "MintArtwork";
+      readonly artworkId: string;
+      readonly artistId: string;
+      readonly title: string;
+      readonly contentHash: string;
+      readonly royaltySplit: readonly RoyaltyShare[];
+    }
+  | {
+      readonly type: "SetRoyaltySplit";
+      readonly artworkId: string;
+      readonly actorId: string;
+      readonly royaltySplit: readonly RoyaltyShare[];
+    }
+  | { readonly type: "ListForSale"; readonly artworkId: string; readonly actorId: string; readonly priceCents: bigint }
+  | { readonly type: "Delist"; readonly artworkId: string; readonly actorId: string }
+  | {
+      readonly type: "TransferOwnership";
+      readonly artworkId: string;
+      readonly actorId: string;
+      readonly newOwnerId: string;
+    }
+  | { readonly type: "BurnArtwork"; readonly artworkId: string; readonly actorId: string };
+
+/**
+ * What happened to an artwork. STORAGE CONTRACT: these events are persisted and replayed forever; rename or
+ * retype nothing, add only optional data, and keep the proto messages that carry them in step (`buf breaking`
+ * guards those). The artwork id is the stream's, so it is not repeated in the event.
+ */
+export type ArtworkEvent =
+  | {
+      readonly type: "ArtworkMinted";
+      readonly artistId: string;
+      readonly title: string;
+      readonly contentHash: string;
+      readonly royaltySplit: readonly RoyaltyShare[];
+    }
+  | { readonly type: "RoyaltySplitChanged"; readonly royaltySplit: readonly RoyaltyShare[] }
+  | { readonly type: "ArtworkListed"; readonly priceCents: bigint }
+  | { readonly type: "ArtworkDelisted" }
+  | { readonly type: "OwnershipTransferred"; readonly fromOwnerId: string; readonly toOwnerId: string }
+  | { readonly type: "ArtworkBurned" };
+
+/**
+ * An artwork folded from its events: not minted yet, active (owned, possibly listed for sale at a price), or
+ * burned (terminal; only who made and last owned it is kept). Plain JSON-able data plus bigints.
+ */
+export type ArtworkState =
+  | { readonly status: "Empty" }
+  | {
+      readonly status: "Active";
+      readonly artistId: string;
+      readonly ownerId: string;
+      readonly title: string;
+      readonly contentHash: string;
+      readonly royaltySplit: readonly RoyaltyShare[];
+      readonly listing: { readonly priceCents: bigint } | null;
+    }
+  | { readonly status: "Burned"; readonly artistId: string; readonly ownerId: string };

@@ -1,0 +1,297 @@
+import { describe, it } from "vitest";
+import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
+import { scenario } from "../testing/given.js";
+import { walletDecider } from "./decider.js";
+import { maxBalanceCents, type WalletCommand, type WalletEvent, type WalletState } from "./types.js";
+
+const { given } = scenario(walletDecider);
+
+const walletId = "w-1";
+
+// Events
+const opened = (ownerId = "u-1"): WalletEvent => ({ type: "WalletOpened", ownerId });
+const deposited = (amountCents: bigint): WalletEvent => ({ type: "FundsDeposited", amountCents });
+const withdrawn = (amountCents: bigint): WalletEvent => ({ type: "FundsWithdrawn", amountCents });
+const reserved = (reservationId: string, amountCents: bigint): WalletEvent => ({
+  type: "FundsReserved",
+  reservationId,
+  amountCents,
+});
+const released = (reservationId: string, amountCents: bigint): WalletEvent => ({
+  type: "ReservationReleased",
+  reservationId,
+  amountCents,
+});
+const settled = (reservationId: string, amountCents: bigint): WalletEvent => ({
+  type: "ReservationSettled",
+  reservationId,
+  amountCents,
+});
+
+// Commands
+const open = (ownerId = "u-1"): WalletCommand => ({ type: "OpenWallet", walletId, ownerId });
+const deposit = (amountCents: bigint): WalletCommand => ({ type: "Deposit", walletId, amountCents });
+const withdraw = (amountCents: bigint): WalletCommand => ({ type: "Withdraw", walletId, amountCents });
+const reserve = (reservationId: string, amountCents: bigint): WalletCommand => ({
+  type: "ReserveFunds",
+  walletId,
+  reservationId,
+  amountCents,
+});
+const release = (reservationId: string): WalletCommand => ({ type: "ReleaseReservation", walletId, reservationId });
+const settle = (reservationId: string): WalletCommand => ({ type: "SettleReservation", walletId, reservationId });
+
+const openState = (
+  balanceCents: bigint,
+  reservedCents: bigint,
+  reservations: Extract<WalletState, { status: "Open" }>["reservations"],
+): WalletState => ({ status: "Open", ownerId: "u-1", balanceCents, reservedCents, reservations });
+
+describe("OpenWallet", () => {
+  it("opens a wallet for its owner", () => {
+    given([]).when(open()).then([opened()]);
+  });
+  it("starts with nothing in it", () => {
+    given([]).when(open()).thenState(openState(0n, 0n, {}));
+  });
+  it("refuses a wallet that is already open", () => {
+    given([opened()]).when(open()).thenThrows(AlreadyExistsError, "wallet w-1 already exists");
+  });
+  it("refuses an empty owner id", () => {
+    given([]).when(open("")).thenThrows(InvalidCommand, "wallet w-1 needs an owner id");
+  });
+  it("checks existence before the owner id", () => {
+    given([opened()]).when(open("")).thenThrows(AlreadyExistsError);
+  });
+});
+
+describe("every command but open", () => {
+  it.each<[string, WalletCommand]>([
+    ["Deposit", deposit(100n)],
+    ["Withdraw", withdraw(100n)],
+    ["ReserveFunds", reserve("r-1", 100n)],
+    ["ReleaseReservation", release("r-1")],
+    ["SettleReservation", settle("r-1")],
+  ])("%s on a wallet never opened is NotFound", (_name, command) => {
+    given([]).when(command).thenThrows(NotFoundError, "wallet w-1 does not exist");
+  });
+  it("checks existence before the amount", () => {
+    given([]).when(deposit(0n)).thenThrows(NotFoundError);
+  });
+});
+
+describe("Deposit", () => {
+  it("deposits a positive amount", () => {
+    given([opened()]).when(deposit(100n)).then([deposited(100n)]);
+  });
+  it("adds to the balance", () => {
+    given([opened(), deposited(100n)]).when(deposit(50n)).thenState(openState(150n, 0n, {}));
+  });
+  it("refuses a zero amount", () => {
+    given([opened()]).when(deposit(0n)).thenThrows(InvalidCommand, "deposit amount must be positive; got 0 cents");
+  });
+  it("refuses a negative amount", () => {
+    given([opened()]).when(deposit(-5n)).thenThrows(InvalidCommand, "deposit amount must be positive; got -5 cents");
+  });
+  it("allows a deposit that reaches the maximum balance exactly", () => {
+    given([opened(), deposited(maxBalanceCents - 10n)])
+      .when(deposit(10n))
+      .then([deposited(10n)]);
+  });
+  it("refuses a deposit that would take the balance above the maximum", () => {
+    given([opened(), deposited(maxBalanceCents - 10n)])
+      .when(deposit(11n))
+      .thenThrows(
+        RuleViolation,
+        `deposit of 11 would take the balance of wallet w-1 to ${maxBalanceCents + 1n}, above the maximum ${maxBalanceCents}`,
+      );
+  });
+  it("counts reserved funds towards the maximum: they are still in the wallet", () => {
+    given([opened(), deposited(maxBalanceCents), reserved("r-1", maxBalanceCents)])
+      .when(deposit(1n))
+      .thenThrows(RuleViolation, "above the maximum");
+  });
+});
+
+describe("Withdraw", () => {
+  it("withdraws less than the balance", () => {
+    given([opened(), deposited(100n)]).when(withdraw(40n)).then([withdrawn(40n)]);
+  });
+  it("withdraws the whole balance", () => {
+    given([opened(), deposited(100n)]).when(withdraw(100n)).then([withdrawn(100n)]);
+  });
+  it("lowers the balance", () => {
+    given([opened(), deposited(100n)]).when(withdraw(40n)).thenState(openState(60n, 0n, {}));
+  });
+  it("refuses to overdraw", () => {
+    given([opened(), deposited(100n)])
+      .when(withdraw(150n))
+      .thenThrows(RuleViolation, "insufficient funds: available 100, requested 150");
+  });
+  it("refuses to withdraw from an empty wallet", () => {
+    given([opened()]).when(withdraw(1n)).thenThrows(RuleViolation, "insufficient funds: available 0, requested 1");
+  });
+  it("draws only on the available funds, not on reserved ones", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)])
+      .when(withdraw(50n))
+      .thenThrows(RuleViolation, "insufficient funds: available 40, requested 50");
+  });
+  it("withdraws all of the available funds beside a reservation", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)]).when(withdraw(40n)).then([withdrawn(40n)]);
+  });
+  it("may withdraw funds again once their reservation is released", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), released("r-1", 60n)])
+      .when(withdraw(100n))
+      .then([withdrawn(100n)]);
+  });
+  it("refuses a zero amount", () => {
+    given([opened(), deposited(100n)])
+      .when(withdraw(0n))
+      .thenThrows(InvalidCommand, "withdrawal amount must be positive; got 0 cents");
+  });
+  it("refuses a negative amount", () => {
+    given([opened(), deposited(100n)]).when(withdraw(-1n)).thenThrows(InvalidCommand, "must be positive");
+  });
+});
+
+describe("ReserveFunds", () => {
+  it("reserves available funds", () => {
+    given([opened(), deposited(100n)]).when(reserve("r-1", 60n)).then([reserved("r-1", 60n)]);
+  });
+  it("holds the funds: reserved rises, the balance does not", () => {
+    given([opened(), deposited(100n)])
+      .when(reserve("r-1", 60n))
+      .thenState(openState(100n, 60n, { "r-1": { amountCents: 60n, status: "Held" } }));
+  });
+  it("reserves all of the available funds", () => {
+    given([opened(), deposited(100n)]).when(reserve("r-1", 100n)).then([reserved("r-1", 100n)]);
+  });
+  it("refuses more than the available funds", () => {
+    given([opened(), deposited(100n)])
+      .when(reserve("r-1", 101n))
+      .thenThrows(RuleViolation, "insufficient funds: available 100, requested 101");
+  });
+  it("counts earlier reservations against the available funds", () => {
+    given([opened(), deposited(100n), reserved("r-1", 70n)])
+      .when(reserve("r-2", 40n))
+      .thenThrows(RuleViolation, "insufficient funds: available 30, requested 40");
+  });
+  it("reserves beside an earlier reservation within the available funds", () => {
+    given([opened(), deposited(100n), reserved("r-1", 70n)])
+      .when(reserve("r-2", 30n))
+      .then([reserved("r-2", 30n)]);
+  });
+  it("is a no-op for a held reservation with the same amount", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)]).when(reserve("r-1", 60n)).thenNothing();
+  });
+  it("is a no-op for a repeat even when no funds remain available", () => {
+    given([opened(), deposited(100n), reserved("r-1", 100n)]).when(reserve("r-1", 100n)).thenNothing();
+  });
+  it("refuses a held reservation id with another amount", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)])
+      .when(reserve("r-1", 50n))
+      .thenThrows(RuleViolation, "reservation r-1 already holds 60; requested 50");
+  });
+  it("refuses a released reservation id", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), released("r-1", 60n)])
+      .when(reserve("r-1", 60n))
+      .thenThrows(RuleViolation, "reservation r-1 was already released; a reservation id is used once");
+  });
+  it("refuses a settled reservation id", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), settled("r-1", 60n)])
+      .when(reserve("r-1", 10n))
+      .thenThrows(RuleViolation, "reservation r-1 was already settled; a reservation id is used once");
+  });
+  it("refuses a zero amount", () => {
+    given([opened(), deposited(100n)])
+      .when(reserve("r-1", 0n))
+      .thenThrows(InvalidCommand, "reservation amount must be positive; got 0 cents");
+  });
+  it("refuses a negative amount", () => {
+    given([opened(), deposited(100n)]).when(reserve("r-1", -1n)).thenThrows(InvalidCommand, "must be positive");
+  });
+  it("refuses an empty reservation id", () => {
+    given([opened(), deposited(100n)])
+      .when(reserve("", 10n))
+      .thenThrows(InvalidCommand, "reservation id must not be empty");
+  });
+  it("treats an id named like an Object.prototype member as new", () => {
+    given([opened(), deposited(100n)]).when(reserve("toString", 10n)).then([reserved("toString", 10n)]);
+  });
+});
+
+describe("ReleaseReservation", () => {
+  it("releases a held reservation with its amount", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)]).when(release("r-1")).then([released("r-1", 60n)]);
+  });
+  it("returns the funds to the available ones: reserved falls, the balance does not", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), reserved("r-2", 10n)])
+      .when(release("r-1"))
+      .thenState(
+        openState(100n, 10n, {
+          "r-1": { amountCents: 60n, status: "Released" },
+          "r-2": { amountCents: 10n, status: "Held" },
+        }),
+      );
+  });
+  it("refuses an unknown reservation", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)])
+      .when(release("r-9"))
+      .thenThrows(RuleViolation, "no reservation r-9 in wallet w-1");
+  });
+  it("does not find an id named like an Object.prototype member", () => {
+    given([opened()]).when(release("constructor")).thenThrows(RuleViolation, "no reservation constructor");
+  });
+  it("releases a reservation once", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), released("r-1", 60n)])
+      .when(release("r-1"))
+      .thenThrows(RuleViolation, "reservation r-1 was already released; a reservation is closed once");
+  });
+  it("refuses to release a settled reservation", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), settled("r-1", 60n)])
+      .when(release("r-1"))
+      .thenThrows(RuleViolation, "reservation r-1 was already settled; a reservation is closed once");
+  });
+  it("refuses an empty reservation id", () => {
+    given([opened()]).when(release("")).thenThrows(InvalidCommand, "reservation id must not be empty");
+  });
+});
+
+describe("SettleReservation", () => {
+  it("settles a held reservation with its amount", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n)]).when(settle("r-1")).then([settled("r-1", 60n)]);
+  });
+  it("takes the money out of the wallet: reserved and balance both fall", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), reserved("r-2", 10n)])
+      .when(settle("r-1"))
+      .thenState(
+        openState(40n, 10n, {
+          "r-1": { amountCents: 60n, status: "Settled" },
+          "r-2": { amountCents: 10n, status: "Held" },
+        }),
+      );
+  });
+  it("leaves the other funds available", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), settled("r-1", 60n)])
+      .when(withdraw(41n))
+      .thenThrows(RuleViolation, "insufficient funds: available 40, requested 41");
+  });
+  it("refuses an unknown reservation", () => {
+    given([opened(), deposited(100n)])
+      .when(settle("r-1"))
+      .thenThrows(RuleViolation, "no reservation r-1 in wallet w-1");
+  });
+  it("settles a reservation once", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), settled("r-1", 60n)])
+      .when(settle("r-1"))
+      .thenThrows(RuleViolation, "reservation r-1 was already settled; a reservation is closed once");
+  });
+  it("refuses to settle a released reservation", () => {
+    given([opened(), deposited(100n), reserved("r-1", 60n), released("r-1", 60n)])
+      .when(settle("r-1"))
+      .thenThrows(RuleViolation, "reservation r-1 was already released; a reservation is closed once");
+  });
+  it("refuses an empty reservation id", () => {
+    given([opened()]).when(settle("")).thenThrows(InvalidCommand, "reservation id must not be empty");
+  });
+});

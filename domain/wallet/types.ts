@@ -1,0 +1,56 @@
+/** The largest balance a wallet may hold, in cents: the int64 maximum, which is what the wire and storage carry. */
+export const maxBalanceCents = 9_223_372_036_854_775_807n;
+
+/**
+ * What a caller may ask of a wallet (stream `ev.wallet.<walletId>`). Amounts are bigint cents. A reservation
+ * holds funds for a purchase under an id the caller chooses, so that retries are idempotent.
+ */
+export type WalletCommand =
+  | { readonly type: "OpenWallet"; readonly walletId: string; readonly ownerId: string }
+  | { readonly type: "Deposit"; readonly walletId: string; readonly amountCents: bigint }
+  | { readonly type: "Withdraw"; readonly walletId: string; readonly amountCents: bigint }
+  | {
+      readonly type: "ReserveFunds";
+      readonly walletId: string;
+      readonly reservationId: string;
+      readonly amountCents: bigint;
+    }
+  | { readonly type: "ReleaseReservation"; readonly walletId: string; readonly reservationId: string }
+  | { readonly type: "SettleReservation"; readonly walletId: string; readonly reservationId: string };
+
+/**
+ * What happened to a wallet. STORAGE CONTRACT: these events are persisted and replayed forever; rename or retype
+ * nothing, add only optional data, and keep the proto messages that carry them in step (`buf breaking` guards
+ * those). Release and settle carry the reservation's amount so that a reader needs no earlier event to apply them.
+ */
+export type WalletEvent =
+  | { readonly type: "WalletOpened"; readonly ownerId: string }
+  | { readonly type: "FundsDeposited"; readonly amountCents: bigint }
+  | { readonly type: "FundsWithdrawn"; readonly amountCents: bigint }
+  | { readonly type: "FundsReserved"; readonly reservationId: string; readonly amountCents: bigint }
+  | { readonly type: "ReservationReleased"; readonly reservationId: string; readonly amountCents: bigint }
+  | { readonly type: "ReservationSettled"; readonly reservationId: string; readonly amountCents: bigint };
+
+/**
+ * Funds held under one reservation id. `Held` counts towards `reservedCents`; `Released` (returned to the available
+ * funds) and `Settled` (paid out of the wallet) are closed for good, and are kept so that the id is never reused.
+ */
+export interface Reservation {
+  readonly amountCents: bigint;
+  readonly status: "Held" | "Released" | "Settled";
+}
+
+/**
+ * A wallet folded from its events. `balanceCents` is everything in the wallet, reserved funds included;
+ * `reservedCents` is the sum of the held reservations; the available funds are `balanceCents - reservedCents`.
+ * `reservations` is a plain record keyed by reservation id (never a Map), so the state snapshots as JSON.
+ */
+export type WalletState =
+  | { readonly status: "Empty" }
+  | {
+      readonly status: "Open";
+      readonly ownerId: string;
+      readonly balanceCents: bigint;
+      readonly reservedCents: bigint;
+      readonly reservations: Readonly<Record<string, Reservation>>;
+    };

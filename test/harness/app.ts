@@ -1,0 +1,50 @@
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { pino } from "pino";
+import { startApp, type App } from "../../app.js";
+import { loadCommandsConfig } from "../../commands/config.js";
+import { ArtworkService } from "../../gen/foldline/marketplace/v1/artwork_service_pb.js";
+import { CommandService } from "../../gen/foldline/marketplace/v1/command_service_pb.js";
+import { WalletService } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { testConfig, type TestNats } from "./nats.js";
+
+/** The wire protocols a test can speak; both over HTTP/2. */
+export type Protocol = "connect" | "grpc";
+
+/** Generated clients of every service, on one transport. */
+export interface Clients {
+  readonly artwork: Client<typeof ArtworkService>;
+  readonly wallet: Client<typeof WalletService>;
+  readonly commands: Client<typeof CommandService>;
+  readonly health: Client<typeof Health>;
+}
+
+/** Clients of every service over `protocol` to `url`. */
+export function clients(url: string, protocol: Protocol = "grpc"): Clients {
+  const transport: Transport =
+    protocol === "grpc"
+      ? createGrpcTransport({ baseUrl: url })
+      : createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true });
+  return {
+    artwork: createClient(ArtworkService, transport),
+    wallet: createClient(WalletService, transport),
+    commands: createClient(CommandService, transport),
+    health: createClient(Health, transport),
+  };
+}
+
+/**
+ * Starts foldline (API on a free loopback port) on a test's nats-server, with environment-style overrides.
+ * Close it with `close()` or `await using`. Logs go nowhere unless FOLDLINE_TEST_LOG names a level.
+ */
+export async function startTestApp(nats: TestNats, env: Record<string, string> = {}): Promise<App> {
+  const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
+  return startApp(
+    {
+      streams: testConfig(nats, env),
+      commands: loadCommandsConfig({ API_PORT: "0", API_SHUTDOWN_TIMEOUT_MS: "5000", ...env }),
+    },
+    log,
+  );
+}
