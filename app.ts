@@ -10,6 +10,7 @@ import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
+import { commandsBucket, snapshotsBucket } from "./streams/topology.js";
 
 /** A running foldline: the API on {@link App.url}. */
 export interface App extends AsyncDisposable {
@@ -30,15 +31,17 @@ export async function startApp(config: { streams: StreamsConfig; commands: Comma
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
     const kvm = new Kvm(js);
-    const [commandsBucket, snapshotsBucket] = await Promise.all([kvm.open("foldline-commands"), kvm.open("foldline-snapshots")]);
+    const [commands, snapshots] = await Promise.all([kvm.open(commandsBucket), kvm.open(snapshotsBucket)]);
     const c = config.commands;
     const pipeline = createCommandPipeline({
       store: streams.store,
-      commandsBucket,
-      snapshotsBucket,
+      publisher: streams.publisher,
+      commandsBucket: commands,
+      snapshotsBucket: snapshots,
       log,
       cacheSize: c.cacheSize,
       snapshotEvery: c.snapshotEvery,
+      snapshotAfterColdRead: c.snapshotAfterColdRead,
       maxAttempts: c.maxAttempts,
       takeOverAfterMs: c.takeOverAfterMs,
     });

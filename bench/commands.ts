@@ -62,7 +62,8 @@ export async function run(emit: Emit): Promise<void> {
     const app = await startApp(
       {
         streams: loadStreamsConfig({ NATS_URL: server.url, DATA_DIR: dir }),
-        commands: loadCommandsConfig({ API_PORT: "0", ...env }),
+        // The server's own settings apply (SNAPSHOT_EVERY, AGGREGATE_CACHE_SIZE, ...), except where a figure needs its own.
+        commands: loadCommandsConfig({ ...process.env, API_PORT: "0", ...env }),
       },
       silent,
     );
@@ -204,8 +205,10 @@ async function deepAggregate(warm: App, cold: App, emit: Emit): Promise<void> {
   }
   const freshIds = await openWallets(warm, latencySamples * 2, "fresh");
   let nextFresh = 0;
+  const clientsByApp = new Map([warm, cold].map((app) => [app, createClient(WalletService, createGrpcTransport({ baseUrl: app.url }))]));
   const latency = async (app: App, walletId: () => string): Promise<number> => {
-    const client = createClient(WalletService, createGrpcTransport({ baseUrl: app.url }));
+    const client = clientsByApp.get(app);
+    if (client === undefined) throw new Error("no client");
     const t0 = performance.now();
     await client.deposit(deposit(walletId(), randomUUID()));
     return performance.now() - t0;
@@ -244,7 +247,7 @@ async function deepAggregate(warm: App, cold: App, emit: Emit): Promise<void> {
       warmP50Ms: p(w.deep, 50),
       warmBaselineP50Ms: p(w.fresh, 50),
       warmRatio: round(p(w.deep, 50) / p(w.fresh, 50), 3),
-      snapshotEvery: 100,
+      snapshotEvery: loadCommandsConfig(process.env).snapshotEvery,
       samples: c.deep.length,
       commitsReadPerColdLoad: round(cold.pipeline.stats.commitsRead / Math.max(1, cold.pipeline.stats.loads), 2),
     },

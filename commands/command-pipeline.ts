@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import type { JsPublisher } from "../streams/js-publisher.js";
 import { ConcurrencyError, UnavailableError } from "../streams/errors.js";
 import { unavailableOr } from "../streams/nats-errors.js";
 import type { AggregateType } from "./aggregate-type.js";
@@ -65,6 +66,8 @@ export interface PipelineStats {
 /** Options of {@link createCommandPipeline}. */
 export interface CommandPipelineOptions {
   readonly store: EventStore;
+  /** Writes the command records' claims. */
+  readonly publisher: JsPublisher;
   /** The `foldline-commands` bucket. */
   readonly commandsBucket: KV;
   /** The `foldline-snapshots` bucket. */
@@ -74,6 +77,13 @@ export interface CommandPipelineOptions {
   readonly cacheSize?: number;
   /** A snapshot is written once an aggregate has this many commits past its last one (default 100). */
   readonly snapshotEvery?: number;
+  /**
+   * A snapshot is also written after a command whose aggregate was loaded from the stream (not the cache) by
+   * reading at least this many commits after its snapshot (default 3). Aggregates that keep being loaded cold
+   * (a small cache, many servers sharing the load) thus keep their tails short, while a cached aggregate is
+   * snapshotted only every `snapshotEvery` commits.
+   */
+  readonly snapshotAfterColdRead?: number;
   /** Attempts of a command whose append meets a concurrent writer, before it fails with CommandConflict (default 5). */
   readonly maxAttempts?: number;
   /**
@@ -108,6 +118,8 @@ interface Loaded {
   readonly seq: number;
   /** The version of the latest snapshot known to exist. */
   readonly snapshotVersion: number;
+  /** Commits read after the snapshot when the aggregate was loaded from the stream; 0 once cached. */
+  readonly coldRead: number;
 }
 
 interface SnapshotBody {
@@ -121,9 +133,10 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   const { store, log } = options;
   const cacheSize = options.cacheSize ?? 10_000;
   const snapshotEvery = options.snapshotEvery ?? 100;
+  const snapshotAfterColdRead = options.snapshotAfterColdRead ?? 3;
   const maxAttempts = options.maxAttempts ?? 5;
   const takeOverAfterMs = options.takeOverAfterMs ?? 30_000;
-  const records = createCommandRecords(options.commandsBucket);
+  const records = createCommandRecords(options.commandsBucket, options.publisher);
   const snapshots = options.snapshotsBucket;
   const cache = cacheSize > 0 ? new LRUCache<string, Loaded>({ max: cacheSize }) : undefined;
   const queue = createKeyedQueue();
@@ -147,7 +160,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       version = commit.metadata.aggregateVersion === 0 ? version + 1 : commit.metadata.aggregateVersion;
       seq = commit.seq;
     }
-    return { state, version, seq, snapshotVersion: from.snapshotVersion };
+    return { state, version, seq, snapshotVersion: from.snapshotVersion, coldRead: commits.length };
   };
 
   async function load<C, E, S>(type: AggregateType<C, E, S>, subject: string): Promise<Loaded> {
@@ -155,7 +168,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     if (cached !== undefined) return cached;
     stats.loads++;
     const key = snapshotKey(subject);
-    let start: Loaded = { state: type.decider.initialState, version: 0, seq: 0, snapshotVersion: 0 };
+    let start: Loaded = { state: type.decider.initialState, version: 0, seq: 0, snapshotVersion: 0, coldRead: 0 };
     let entry, lastSeq;
     try {
       [entry, lastSeq] = await Promise.all([snapshots.get(key), store.lastSequence(subject)]);
@@ -165,7 +178,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     if (entry !== null && entry.operation === "PUT") {
       try {
         const body = decodeState(entry.value) as SnapshotBody;
-        start = { state: body.state, version: body.version, seq: body.seq, snapshotVersion: body.version };
+        start = { state: body.state, version: body.version, seq: body.seq, snapshotVersion: body.version, coldRead: 0 };
         stats.snapshotLoads++;
       } catch (err) {
         // A snapshot is a cache of the stream: an unreadable one costs a full replay, never a wrong state.
@@ -179,8 +192,9 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     return loaded;
   }
 
-  function maybeSnapshot(subject: string, loaded: Loaded): Loaded {
-    if (loaded.version - loaded.snapshotVersion < snapshotEvery) return loaded;
+  /** Writes a snapshot of `loaded` in the background when it is due; returns `loaded` as cached from now on. */
+  function maybeSnapshot(subject: string, loaded: Loaded, coldRead: number): Loaded {
+    if (loaded.version - loaded.snapshotVersion < snapshotEvery && coldRead < snapshotAfterColdRead) return loaded;
     const body: SnapshotBody = { version: loaded.version, seq: loaded.seq, state: loaded.state };
     const write = snapshots.put(snapshotKey(subject), encodeState(body)).then(
       () => {
@@ -334,7 +348,11 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
           return outcomeOf(type, envelope.aggregateId, commit);
         }
         const state = events.reduce<S>((s, e) => decider.evolve(s, e), loaded.state as S);
-        const next = maybeSnapshot(subject, { state, version, seq: appended.seq, snapshotVersion: loaded.snapshotVersion });
+        const next = maybeSnapshot(
+          subject,
+          { state, version, seq: appended.seq, snapshotVersion: loaded.snapshotVersion, coldRead: 0 },
+          loaded.coldRead,
+        );
         cache?.set(subject, next);
         return { aggregateId: envelope.aggregateId, version, position: appended.seq, events };
       }

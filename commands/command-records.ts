@@ -1,6 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { unavailableOr } from "../streams/nats-errors.js";
+import type { JsPublisher } from "../streams/js-publisher.js";
+import { commandsBucket } from "../streams/topology.js";
 
 /**
  * What the pipeline remembers of a command id, in the `foldline-commands` bucket (key: the command id).
@@ -42,8 +44,12 @@ export interface CommandRecords {
   release(commandId: string, revision: number): Promise<void>;
 }
 
-/** Creates the command records on an opened KV bucket. NATS failures become UnavailableError. */
-export function createCommandRecords(kv: KV): CommandRecords {
+/**
+ * Creates the command records on the opened `foldline-commands` bucket. Claims, the hot path, are written through `publisher`
+ * straight to the bucket's subject; the rest goes through the KV client. NATS failures become UnavailableError.
+ */
+export function createCommandRecords(kv: KV, publisher: JsPublisher): CommandRecords {
+  const subjectPrefix = `$KV.${commandsBucket}.`;
   const encode = (record: CommandRecord): Uint8Array => new TextEncoder().encode(JSON.stringify(record));
   const existing = (entry: KvEntry): ExistingRecord => ({
     record: entry.json<CommandRecord>(),
@@ -63,7 +69,8 @@ export function createCommandRecords(kv: KV): CommandRecords {
         let expected = 0;
         for (let round = 0; ; round++) {
           try {
-            return { claimed: true, revision: await kv.put(commandId, data, { previousSeq: expected }) };
+            const ack = await publisher.publish(subjectPrefix + commandId, data, { expectedLastSubjectSeq: expected });
+            return { claimed: true, revision: ack.seq };
           } catch (err) {
             if (!isWrongLast(err) || round > 1) throw err;
           }

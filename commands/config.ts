@@ -15,6 +15,8 @@ export interface CommandsConfig {
   readonly cacheSize: number;
   /** A snapshot is written every this many commits of an aggregate. */
   readonly snapshotEvery: number;
+  /** A snapshot is also written after a cold load that read at least this many commits past the snapshot. */
+  readonly snapshotAfterColdRead: number;
   /** Attempts of a command against concurrent writers before ABORTED. */
   readonly maxAttempts: number;
   /** Age after which a command record left pending by a dead request is taken over. */
@@ -48,6 +50,7 @@ export function loadCommandsConfig(env: Env = process.env): CommandsConfig {
     shutdownTimeoutMs: integer("API_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     cacheSize: integer("AGGREGATE_CACHE_SIZE", 10_000, 0, 10_000_000),
     snapshotEvery: integer("SNAPSHOT_EVERY", 100, 1, 1_000_000),
+    snapshotAfterColdRead: integer("SNAPSHOT_AFTER_COLD_READ", 3, 1, 1_000_000),
     maxAttempts: integer("COMMAND_MAX_ATTEMPTS", 5, 1, 100),
     takeOverAfterMs: integer("COMMAND_TAKEOVER_MS", 30_000, 1_000, 3_600_000),
     maxInFlightPerStream: integer("EXECUTE_MAX_IN_FLIGHT", 256, 1, 10_000),

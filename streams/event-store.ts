@@ -6,12 +6,12 @@ import {
   jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
-  type JetStreamPublishOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
 import { ConcurrencyError, InvalidAppendError, UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
+import { createJsPublisher, type JsPublisher } from "./js-publisher.js";
 import { eventSubjects } from "./topology.js";
 
 /** Options of {@link EventStore.append}. */
@@ -104,6 +104,8 @@ export interface EventStoreOptions {
    * through an ordered consumer, whose set-up costs more than a few requests but which then pipelines (default 16).
    */
   readonly directReadLimit?: number;
+  /** Publishes commits; by default one of the store's own on `nc`. */
+  readonly publisher?: JsPublisher;
 }
 
 const validSubject = /^ev(\.[^.*>\s]+)+$/;
@@ -114,6 +116,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   const readBatch = options.readBatch ?? 512;
   const directReadLimit = options.directReadLimit ?? 16;
   const js: JetStreamClient = jetstream(nc, { timeout: timeoutMs });
+  const publisher = options.publisher ?? createJsPublisher(nc, timeoutMs);
   // The manager's API check is a request of its own; the capability self-test has done it already.
   const jsm: Promise<JetStreamManager> = jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
 
@@ -208,12 +211,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
         },
       });
       // No Nats-Expected-Stream header: streams of one account cannot share subjects, so `ev.>` is ours alone.
-      const publish: Partial<JetStreamPublishOptions> =
-        append.expectedSeq === undefined
-          ? { msgID: append.commandId }
-          : { msgID: append.commandId, expect: { lastSubjectSequence: append.expectedSeq } };
       try {
-        const ack = await js.publish(subject, data, publish);
+        const ack = await publisher.publish(subject, data, {
+          msgId: append.commandId,
+          ...(append.expectedSeq === undefined ? {} : { expectedLastSubjectSeq: append.expectedSeq }),
+        });
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
         if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {

@@ -4,6 +4,7 @@ import { checkEventStream, checkServer, probeConcurrency } from "./capabilities.
 import type { StreamsConfig } from "./config.js";
 import { connectNats } from "./connect.js";
 import { createEventStore, type EventStore } from "./event-store.js";
+import { createJsPublisher, type JsPublisher } from "./js-publisher.js";
 import { startNatsServer, type NatsServerProcess } from "./nats-server.js";
 import { applyTopology, engineBuckets, type BucketSpec, type TopologyChange } from "./topology.js";
 
@@ -11,6 +12,8 @@ import { applyTopology, engineBuckets, type BucketSpec, type TopologyChange } fr
 export interface OpenStreams extends AsyncDisposable {
   readonly nc: NatsConnection;
   readonly store: EventStore;
+  /** The connection's publisher with acknowledgement, shared by the store and other hot-path writers. */
+  readonly publisher: JsPublisher;
   /** The server's URL (the embedded server's when NATS_URL was unset). */
   readonly url: string;
   readonly serverVersion: string;
@@ -53,10 +56,12 @@ export async function openStreams(
     const changes = await applyTopology(nc, jsm, { stream: config.stream, buckets: [...engineBuckets, ...extraBuckets] });
     await checkEventStream(jsm, config.stream);
     await probeConcurrency(nc, jsm, config.stream, config.timeoutMs);
-    const store = createEventStore({ nc, streamName: config.stream.name, timeoutMs: config.timeoutMs });
+    const publisher = createJsPublisher(nc, config.timeoutMs);
+    const store = createEventStore({ nc, streamName: config.stream.name, timeoutMs: config.timeoutMs, publisher });
     return {
       nc,
       store,
+      publisher,
       url,
       serverVersion: nc.info?.version ?? "",
       changes,

@@ -31,10 +31,15 @@ export interface TopologySpec {
   readonly buckets: readonly BucketSpec[];
 }
 
+/** The bucket of command records (idempotency keys), one entry per command id. */
+export const commandsBucket = "foldline-commands";
+/** The bucket of aggregate snapshots, one entry per aggregate. */
+export const snapshotsBucket = "foldline-snapshots";
+
 /** The engine's own buckets; the domain may declare more beside them. */
 export const engineBuckets: readonly BucketSpec[] = [
-  { name: "foldline-commands", description: "outcome of each command id, for idempotent retries", history: 1, ttlMs: 0 },
-  { name: "foldline-snapshots", description: "latest snapshot per aggregate", history: 1, ttlMs: 0 },
+  { name: commandsBucket, description: "outcome of each command id, for idempotent retries", history: 1, ttlMs: 0 },
+  { name: snapshotsBucket, description: "latest snapshot per aggregate", history: 1, ttlMs: 0 },
   { name: "foldline-leases", description: "leader leases of projector workers", history: 1, ttlMs: 0 },
 ];
 

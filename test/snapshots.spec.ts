@@ -61,6 +61,26 @@ describe("snapshots", () => {
     ).rejects.toMatchObject({ rawMessage: "insufficient funds: available 0, requested 1" });
   });
 
+  it("keeps the tail short for an aggregate that is always loaded cold", async () => {
+    await using cold = await startTestApp(nats, { AGGREGATE_CACHE_SIZE: "0", SNAPSHOT_AFTER_COLD_READ: "3" });
+    const { wallet } = clients(cold.url);
+    for (let i = 0; i < 30; i++) {
+      await wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents: 1n });
+    }
+    const { stats } = cold.pipeline;
+    expect(stats.loads).toBe(30);
+    // A snapshot follows every load that read 3 commits, so no load reads more, and every third command or so
+    // writes one (without the rule, 30 commands on a wallet that has a fresh snapshot would write none).
+    expect(stats.commitsRead).toBeLessThanOrEqual(30 * 3);
+    expect(stats.snapshotsWritten).toBeGreaterThanOrEqual(7);
+    await cold.pipeline.close();
+    const before = cold.pipeline.stats.commitsRead;
+    await using again = await startTestApp(nats, { AGGREGATE_CACHE_SIZE: "0" });
+    await clients(again.url).wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents: 1n });
+    expect(again.pipeline.stats.commitsRead).toBeLessThanOrEqual(3);
+    expect(before).toBeGreaterThan(0);
+  });
+
   it("replays from the first commit when the snapshot cannot be read, and gets the same state", async () => {
     const otherId = `w-${randomUUID()}`;
     await using app = await startTestApp(nats, { SNAPSHOT_EVERY: "5" });
