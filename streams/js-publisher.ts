@@ -120,7 +120,8 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
           nc.publish(subject, data, { reply: `${prefix}.${id}`, headers: h });
         } catch (err) {
           waiting.delete(id);
-          reject(unavailableOr(err, `a publish to ${subject}`));
+          const failure = unavailableOr(err, `a publish to ${subject}`);
+          reject(failure instanceof Error ? failure : new Error(String(failure)));
         }
       });
     },
