@@ -85,6 +85,8 @@ const maxConcurrentStreams = 1000;
 const keepAliveTimeoutMs = 65_000;
 // TCP keepalive probes find clients that vanished without a word (a crashed host, a dropped NAT mapping).
 const tcpKeepAliveDelayMs = 30_000;
+// After the last answer of a drain, HTTP/2 sessions get this long to close by themselves before they are closed.
+const sessionGraceMs = 1_000;
 // A cleartext connection that sends nothing is dropped after this long, before any HTTP server owns it.
 const firstBytesTimeoutMs = 10_000;
 
@@ -164,14 +166,25 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
 
   const onRequest = (req: ServerRequest, res: ServerResponse): void => {
     inFlight++;
-    res.once("close", () => {
+    // A request is done once its answer is complete ("finish"), even if the client keeps its side of an HTTP/2
+    // stream open (a streaming client that has not half-closed): only a reset would close that, and the drain
+    // below does not wait for it. "close" covers answers cut off before they finished.
+    let done = false;
+    const finished = (): void => {
+      if (done) return;
+      done = true;
       inFlight--;
       if (shutdown.signal.aborted) {
         // The connection this answer went out on may now be idle: close it rather than wait for the client.
         closeIdleHttp1();
         progress?.();
       }
-    });
+    };
+    res.once("finish", finished);
+    res.once("close", finished);
+    // An HTTP/2 answer emits "finish" only when its stream closes, that is once the client has closed its side
+    // too; the stream's own "finish" tells when the server has written everything.
+    if ("stream" in res) res.stream.once("finish", finished);
     if (shutdown.signal.aborted && !("stream" in req)) res.setHeader("connection", "close");
     try {
       handler(req, res);
@@ -282,17 +295,16 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     const drained = await waitUntil(() => inFlight === 0, deadline);
     // HTTP/2 sessions close by themselves once their last stream and GOAWAY are flushed; HTTP/1.1 connections
     // left now carry no request (a response, once finished, is already with the kernel), so they can go.
-    const flushed = drained && (await waitUntil(() => sessions.size === 0, deadline));
+    // A session still open then holds only streams whose answers are complete but whose clients have not
+    // closed their side; a moment lets the last frames reach the socket before the session goes.
+    const flushed = drained && (await waitUntil(() => sessions.size === 0, Math.min(deadline, Date.now() + sessionGraceMs)));
     if (!drained) {
       log.warn(
         { inFlight, connections: sockets.size, shutdownTimeoutMs },
         "api server shutdown timed out: cutting off requests in flight",
       );
     } else if (!flushed) {
-      log.warn(
-        { sessions: sessions.size, shutdownTimeoutMs },
-        "api server shutdown timed out: closing http/2 sessions",
-      );
+      log.info({ sessions: sessions.size }, "api server closing http/2 sessions whose clients keep finished streams open");
     }
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
