@@ -41,7 +41,7 @@ import { loadStreamsConfig } from "../streams/config.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
 import { drive, envInt, median, percentile, round, sorted, type Op } from "./measure.js";
-import type { Emit } from "./run.js";
+import type { Emit, Figure } from "./run.js";
 
 const rounds = envInt("BENCH_ROUNDS", 3);
 const roundMs = envInt("BENCH_ROUND_MS", 3_000);
@@ -110,26 +110,8 @@ async function unary(app: App, emit: Emit): Promise<void> {
     concurrency: unaryConcurrency,
     durationMs: roundMs,
   };
-  const { candidate, baseline } = await alternate("unary", () => runGrpcLoad(noop), () => runGrpcLoad(command));
-  const mid = medianRound(candidate);
-  emit({
-    bench: "commands.unary",
-    value: round(mid.perSecond, 1),
-    unit: "commands/s",
-    baseline: round(medianRound(baseline).perSecond, 1),
-    ratio: round(mid.perSecond / medianRound(baseline).perSecond, 3),
-    extra: {
-      p50Ms: round(mid.p50Ms, 3),
-      p99Ms: round(mid.p99Ms, 3),
-      baselineP50Ms: round(medianRound(baseline).p50Ms, 3),
-      concurrency: unaryConcurrency,
-      rounds: candidate.map((r) => round(r.perSecond, 1)),
-      baselineRounds: baseline.map((r) => round(r.perSecond, 1)),
-      errors: sum(candidate, (r) => r.errors),
-      clientCpuShare: round(sum(candidate, (r) => r.clientCpuMs) / sum(candidate, (r) => r.durationMs), 3),
-      roundMs,
-    },
-  });
+  const rounds = await alternate("unary", () => runGrpcLoad(noop), () => runGrpcLoad(command));
+  emit(rateFigure("commands.unary", rounds, { baselineP50Ms: round(medianRound(rounds.baseline).p50Ms, 3), concurrency: unaryConcurrency }));
 }
 
 async function streaming(app: App, emit: Emit): Promise<void> {
@@ -164,26 +146,35 @@ async function streaming(app: App, emit: Emit): Promise<void> {
     const { ops, rate } = await drive(publishers, roundMs);
     return { completed: ops, errors: 0, durationMs: roundMs, perSecond: rate, p50Ms: Number.NaN, p99Ms: Number.NaN, clientCpuMs: 0 };
   };
-  const { candidate, baseline } = await alternate("stream", raw, () => runGrpcLoad(command));
+  const rounds = await alternate("stream", raw, () => runGrpcLoad(command));
+  emit(rateFigure("commands.stream", rounds, { concurrency: streamConcurrency, streams: 4 }));
+}
+
+/** A commands/s figure from alternated rounds: the median rounds, their latencies, every round's rate. */
+function rateFigure(
+  bench: string,
+  { candidate, baseline }: { candidate: GrpcLoadResult[]; baseline: GrpcLoadResult[] },
+  extra: Record<string, unknown>,
+): Figure {
   const mid = medianRound(candidate);
-  emit({
-    bench: "commands.stream",
+  const base = medianRound(baseline);
+  return {
+    bench,
     value: round(mid.perSecond, 1),
     unit: "commands/s",
-    baseline: round(medianRound(baseline).perSecond, 1),
-    ratio: round(mid.perSecond / medianRound(baseline).perSecond, 3),
+    baseline: round(base.perSecond, 1),
+    ratio: round(mid.perSecond / base.perSecond, 3),
     extra: {
       p50Ms: round(mid.p50Ms, 3),
       p99Ms: round(mid.p99Ms, 3),
-      concurrency: streamConcurrency,
-      streams: 4,
+      ...extra,
       rounds: candidate.map((r) => round(r.perSecond, 1)),
       baselineRounds: baseline.map((r) => round(r.perSecond, 1)),
       errors: sum(candidate, (r) => r.errors),
       clientCpuShare: round(sum(candidate, (r) => r.clientCpuMs) / sum(candidate, (r) => r.durationMs), 3),
       roundMs,
     },
-  });
+  };
 }
 
 async function deepAggregate(warm: App, cold: App, emit: Emit): Promise<void> {

@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, isMessage } from "@bufbuild/protobuf";
 import { assertNever } from "../../domain/assert-never.js";
 import type { WalletEvent as DomainEvent } from "../../domain/wallet/types.js";
 import {
@@ -11,12 +11,10 @@ import {
 } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import type { WalletEvent as ApiEvent } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import type { EventRecord } from "../../streams/commit-codec.js";
-
-/** The schema version every wallet event is written with. */
-const schemaVersion = 1;
+import { fromEventRecord, toEventRecord } from "./event-records.js";
 
 /** A domain event as the API's `WalletEvent` oneof, whose value is the persisted message. */
-export function toApiWalletEvent(event: DomainEvent): ApiEvent["event"] {
+export function toApiWalletEvent(event: DomainEvent): Exclude<ApiEvent["event"], { case: undefined }> {
   switch (event.type) {
     case "WalletOpened":
       return { case: "opened", value: create(WalletOpenedSchema, { ownerId: event.ownerId }) };
@@ -46,57 +44,21 @@ export function toApiWalletEvent(event: DomainEvent): ApiEvent["event"] {
 
 /** The storage form of a wallet event: the persisted message named by its full type name. */
 export function encodeWalletEvent(event: DomainEvent): EventRecord {
-  const api = toApiWalletEvent(event);
-  switch (api.case) {
-    case "opened":
-      return record(api.value.$typeName, toBinary(WalletOpenedSchema, api.value));
-    case "deposited":
-      return record(api.value.$typeName, toBinary(FundsDepositedSchema, api.value));
-    case "withdrawn":
-      return record(api.value.$typeName, toBinary(FundsWithdrawnSchema, api.value));
-    case "reserved":
-      return record(api.value.$typeName, toBinary(FundsReservedSchema, api.value));
-    case "reservationReleased":
-      return record(api.value.$typeName, toBinary(ReservationReleasedSchema, api.value));
-    case "reservationSettled":
-      return record(api.value.$typeName, toBinary(ReservationSettledSchema, api.value));
-    case undefined:
-      throw new Error("unreachable: every wallet event has an API case");
-    default:
-      return assertNever(api);
-  }
+  return toEventRecord(toApiWalletEvent(event).value);
 }
 
 /** Reads a wallet event back. Throws on a type or schema version this code does not know. */
 export function decodeWalletEvent(stored: EventRecord): DomainEvent {
-  if (stored.schemaVersion !== schemaVersion) {
-    throw new Error(`wallet event ${stored.type} has schema version ${stored.schemaVersion}; this code reads ${schemaVersion}`);
+  const m = fromEventRecord(stored);
+  if (isMessage(m, WalletOpenedSchema)) return { type: "WalletOpened", ownerId: m.ownerId };
+  if (isMessage(m, FundsDepositedSchema)) return { type: "FundsDeposited", amountCents: m.amountCents };
+  if (isMessage(m, FundsWithdrawnSchema)) return { type: "FundsWithdrawn", amountCents: m.amountCents };
+  if (isMessage(m, FundsReservedSchema)) return { type: "FundsReserved", reservationId: m.reservationId, amountCents: m.amountCents };
+  if (isMessage(m, ReservationReleasedSchema)) {
+    return { type: "ReservationReleased", reservationId: m.reservationId, amountCents: m.amountCents };
   }
-  const { payload } = stored;
-  switch (stored.type) {
-    case WalletOpenedSchema.typeName:
-      return { type: "WalletOpened", ownerId: fromBinary(WalletOpenedSchema, payload).ownerId };
-    case FundsDepositedSchema.typeName:
-      return { type: "FundsDeposited", amountCents: fromBinary(FundsDepositedSchema, payload).amountCents };
-    case FundsWithdrawnSchema.typeName:
-      return { type: "FundsWithdrawn", amountCents: fromBinary(FundsWithdrawnSchema, payload).amountCents };
-    case FundsReservedSchema.typeName: {
-      const m = fromBinary(FundsReservedSchema, payload);
-      return { type: "FundsReserved", reservationId: m.reservationId, amountCents: m.amountCents };
-    }
-    case ReservationReleasedSchema.typeName: {
-      const m = fromBinary(ReservationReleasedSchema, payload);
-      return { type: "ReservationReleased", reservationId: m.reservationId, amountCents: m.amountCents };
-    }
-    case ReservationSettledSchema.typeName: {
-      const m = fromBinary(ReservationSettledSchema, payload);
-      return { type: "ReservationSettled", reservationId: m.reservationId, amountCents: m.amountCents };
-    }
-    default:
-      throw new Error(`unknown wallet event type ${stored.type}`);
+  if (isMessage(m, ReservationSettledSchema)) {
+    return { type: "ReservationSettled", reservationId: m.reservationId, amountCents: m.amountCents };
   }
-}
-
-function record(type: string, payload: Uint8Array): EventRecord {
-  return { type, schemaVersion, payload };
+  throw new Error(`${stored.type} is not a wallet event`);
 }
