@@ -227,7 +227,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   ): Promise<{ outcome: CommandOutcome<E> } | { revision: number }> {
     const { record } = found;
     if (record.fingerprint !== fingerprint) throw new CommandIdReused(envelope.commandId);
-    if (record.state === "done") {
+    if (record.state === "done" && record.commitSeq === undefined) {
       stats.repeats++;
       return {
         outcome: {
@@ -238,11 +238,29 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         },
       };
     }
-    const commit = await store.findCommit(record.subject, envelope.commandId, record.after);
+    const commit =
+      record.commitSeq === undefined
+        ? await store.findCommit(record.subject, envelope.commandId, record.after)
+        : await store.readCommit(record.commitSeq);
     if (commit !== undefined) {
       stats.repeats++;
+      if (record.state === "pending") {
+        // Later repeats read the commit directly instead of searching for it again.
+        const done: CommandRecord = {
+          ...record,
+          state: "done",
+          version: commit.metadata.aggregateVersion,
+          position: commit.seq,
+          commitSeq: commit.seq,
+        };
+        void records.replace(envelope.commandId, done, found.revision).catch((err: unknown) => {
+          log.debug({ err, commandId: envelope.commandId }, "could not mark a command record done; repeats will search again");
+        });
+      }
       return { outcome: outcomeOf(type, envelope.aggregateId, commit) };
     }
+    // A commit is never deleted (deny_delete); only a stream whose limits drop old messages could lose it.
+    if (record.state === "done") throw new Error(`commit ${record.commitSeq ?? 0} of command ${envelope.commandId} is gone`);
     if (Date.now() - found.createdAt.getTime() < takeOverAfterMs) throw new CommandInProgress(envelope.commandId);
     // The request that wrote the record died before appending: this one takes the command over.
     const revision = await records.replace(envelope.commandId, record, found.revision);

@@ -9,7 +9,8 @@ import { commandsBucket } from "../streams/topology.js";
  *
  * A record is written as `pending` before the command's commit is appended, so that a commit never exists
  * without its record: a repeat that finds `pending` looks for the commit on `subject` after `after` and answers
- * from it. Commands that appended nothing store their outcome as `done`.
+ * from it, then marks the record `done` with the commit's position (`commitSeq`) so that later repeats read the
+ * commit directly. Commands that appended nothing store their outcome as `done` without a `commitSeq`.
  */
 export interface CommandRecord {
   readonly state: "pending" | "done";
@@ -22,6 +23,8 @@ export interface CommandRecord {
   /** For `done`: the aggregate's version and position that the command answered. */
   readonly version?: number;
   readonly position?: number;
+  /** For `done`: the stream sequence of the command's commit, when it appended one. */
+  readonly commitSeq?: number;
 }
 
 /** An existing record, as {@link CommandRecords.claim} found it. */

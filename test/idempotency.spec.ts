@@ -56,6 +56,11 @@ describe("idempotent commands", () => {
     const elsewhere = await clients(other.url, "connect").wallet.deposit(request); // a server that never saw it
     expect(bytes(later).equals(bytes(one))).toBe(true);
     expect(bytes(elsewhere).equals(bytes(one))).toBe(true);
+    // The first repeat that had to search for the commit marked the record with its position; later ones read it.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const kv = await new Kvm(jetstream(app.streams.nc)).open("foldline-commands");
+    expect((await kv.get(request.metadata.commandId))?.json()).toMatchObject({ state: "done", commitSeq: Number(one.result?.position) });
+    expect(bytes(await clients(other.url).wallet.deposit(request)).equals(bytes(one))).toBe(true);
     expect(await commitsOf(request.metadata.commandId)).toBe(1);
 
     // The wallet holds the money once: the next deposit is version 3.
