@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -152,6 +152,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     repeats: 0,
   };
   let closing = false;
+  const instanceId = randomUUID();
 
   const fold = <C, E, S>(type: AggregateType<C, E, S>, from: Loaded, commits: readonly StoredCommit[]): Loaded => {
     let { state, version, seq } = from;
@@ -218,7 +219,11 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     events: commit.events.map((record) => type.decodeEvent(record)),
   });
 
-  /** Answers a command id that already has a record, or returns undefined when this request should execute it. */
+  /**
+   * Answers a command id that already has a record: from its commit, or its stored outcome. When there is no
+   * commit and the attempt that wrote the record is over (it was this instance's, or it is older than the
+   * take-over age), returns the record's new revision: this request executes the command.
+   */
   async function answerRepeat<C, E, S>(
     type: AggregateType<C, E, S>,
     envelope: CommandEnvelope<C>,
@@ -261,11 +266,17 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     }
     // A commit is never deleted (deny_delete); only a stream whose limits drop old messages could lose it.
     if (record.state === "done") throw new Error(`commit ${record.commitSeq ?? 0} of command ${envelope.commandId} is gone`);
-    if (Date.now() - found.createdAt.getTime() < takeOverAfterMs) throw new CommandInProgress(envelope.commandId);
-    // The request that wrote the record died before appending: this one takes the command over.
-    const revision = await records.replace(envelope.commandId, record, found.revision);
+    // An attempt of this instance that is not running any more failed before or during its append (a repeat
+    // while it runs joins it in `execute`). Should its append still reach the stream, the duplicate window
+    // turns this one's into a duplicate, answered from that commit.
+    const ownAttemptOver = record.owner === instanceId;
+    if (!ownAttemptOver && Date.now() - found.createdAt.getTime() < takeOverAfterMs) {
+      throw new CommandInProgress(envelope.commandId);
+    }
+    // The request that wrote the record gave up or died before appending: this one takes the command over.
+    const revision = await records.replace(envelope.commandId, { ...record, owner: instanceId }, found.revision);
     if (revision === undefined) throw new CommandInProgress(envelope.commandId);
-    log.info({ commandId: envelope.commandId }, "took over a command whose request died before appending");
+    log.info({ commandId: envelope.commandId }, "took over a command whose earlier attempt ended before appending");
     return { revision };
   }
 
@@ -287,7 +298,13 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     // commit will follow: the cached one, or 0, which only makes a rare recovery read longer.
     const [loading, claiming] = await Promise.allSettled([
       load(type, subject),
-      records.claim(envelope.commandId, { state: "pending", fingerprint, subject, after: cache?.peek(subject)?.seq ?? 0 }),
+      records.claim(envelope.commandId, {
+        state: "pending",
+        fingerprint,
+        subject,
+        after: cache?.peek(subject)?.seq ?? 0,
+        owner: instanceId,
+      }),
     ]);
     if (claiming.status === "rejected") throw claiming.reason;
     const claim = claiming.value;

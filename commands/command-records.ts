@@ -20,6 +20,8 @@ export interface CommandRecord {
   readonly subject: string;
   /** Every commit of this command has a greater stream sequence. */
   readonly after: number;
+  /** The pipeline instance that wrote the record, so that it knows its own attempts once they are over. */
+  readonly owner?: string;
   /** For `done`: the aggregate's version and position that the command answered. */
   readonly version?: number;
   readonly position?: number;
