@@ -10,7 +10,9 @@
  *   idempotency record, decide, append).
  * - `commands.stream`: Deposit commands per second through `CommandService/Execute`, 256 in flight over 4 streams,
  *   on 256 wallets. Baseline: raw `js.publish` of a commit-sized payload at the same concurrency (256 in flight)
- *   from the server's process, on the same stream: the JetStream write every command ends in.
+ *   from the server's process, on the same stream: the JetStream write every command ends in. Extra field
+ *   `emptyRequestsPerSecond`: empty requests through the same RPC, answered at once without touching NATS, the
+ *   ceiling of the streaming transport itself on this machine.
  * - `commands.deep-aggregate`: p50 latency of one Deposit (one in flight) on a wallet with 10 000 prior commits,
  *   on a server whose aggregate cache is off, so every command loads the wallet: its snapshot and the commits
  *   after it. Baseline: the same on wallets with one prior commit (freshly opened). Extra fields: the same two
@@ -147,7 +149,12 @@ async function streaming(app: App, emit: Emit): Promise<void> {
     return { completed: ops, errors: 0, durationMs: roundMs, perSecond: rate, p50Ms: Number.NaN, p99Ms: Number.NaN, clientCpuMs: 0 };
   };
   const rounds = await alternate("stream", raw, () => runGrpcLoad(command));
-  emit(rateFigure("commands.stream", rounds, { concurrency: streamConcurrency, streams: 4 }));
+  // The RPC's own ceiling: empty ExecuteRequests, each answered at once with an invalid_argument error, so that
+  // the figure can be read against what the streaming transport alone allows on this machine.
+  const empty = await runGrpcLoad({ ...command, templates: [new Uint8Array(0)], placeholder: undefined });
+  const ceiling = (empty.completed + empty.errors) / (empty.durationMs / 1_000);
+  log(`stream: empty requests answered ${ceiling.toFixed(0)}/s`);
+  emit(rateFigure("commands.stream", rounds, { concurrency: streamConcurrency, streams: 4, emptyRequestsPerSecond: round(ceiling, 1) }));
 }
 
 /** A commands/s figure from alternated rounds: the median rounds, their latencies, every round's rate. */

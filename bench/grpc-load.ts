@@ -33,7 +33,7 @@ export interface GrpcLoadOptions {
    * length, the protobuf encoding stays valid. Omitted, the templates are sent unchanged (for calls that carry no
    * id, such as a baseline's no-op).
    */
-  readonly placeholder?: string;
+  readonly placeholder?: string | undefined;
   /** Unary: calls in flight, one per slot. Stream: messages in flight in total, spread evenly over `streams`. */
   readonly concurrency: number;
   /** Stream mode: how many bidirectional streams (default 4, at most `concurrency`). */
