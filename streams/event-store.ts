@@ -78,6 +78,17 @@ export interface EventStore {
    * ahead of the caller. Throws UnavailableError when NATS stops delivering for longer than the timeout.
    */
   readAll(options?: ReadAllOptions): AsyncGenerator<StoredCommit>;
+  /**
+   * Every commit from `fromSeq` (default 1) on, in stream order, without end: once caught up it waits for new
+   * commits. Flow-controlled like {@link EventStore.readAll}. It survives NATS outages (the ordered consumer
+   * is recreated from the last commit it delivered) and ends when `signal` aborts (at once, even while waiting)
+   * or the caller stops iterating; a consumer that cannot be created throws UnavailableError.
+   */
+  follow(options?: {
+    readonly fromSeq?: number;
+    readonly subjectFilter?: string;
+    readonly signal?: AbortSignal;
+  }): AsyncGenerator<StoredCommit>;
   /** The commit at stream sequence `seq`, or undefined when there is none. */
   readCommit(seq: number): Promise<StoredCommit | undefined>;
   /**
@@ -185,6 +196,36 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   }
 
+  async function* follow(
+    read: { readonly fromSeq?: number; readonly subjectFilter?: string; readonly signal?: AbortSignal } = {},
+  ): AsyncGenerator<StoredCommit> {
+    if (read.signal?.aborted === true) return;
+    let consumer, messages;
+    try {
+      consumer = await js.consumers.get(stream, {
+        filter_subjects: read.subjectFilter ?? eventSubjects,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: Math.max(1, read.fromSeq ?? 1),
+      });
+      messages = await consumer.consume({ max_messages: readBatch });
+    } catch (err) {
+      throw unavailableOr(err, `a read of stream ${stream}`);
+    }
+    const stop = (): void => {
+      messages.stop();
+    };
+    read.signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of messages) {
+        yield toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
+      }
+    } finally {
+      read.signal?.removeEventListener("abort", stop);
+      messages.stop();
+      void consumer.delete().catch(() => undefined);
+    }
+  }
+
   async function head(): Promise<number> {
     try {
       return (await (await jsm).streams.info(stream)).state.last_seq;
@@ -246,6 +287,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     },
 
     readAll,
+
+    follow,
 
     async readCommit(seq) {
       const m = await directGet({ seq });

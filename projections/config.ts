@@ -1,0 +1,19 @@
+import { join } from "node:path";
+import { envReader, type Env } from "../streams/config.js";
+
+/** What projector workers read from the environment. See the README's configuration table. */
+export interface ProjectionsConfig {
+  /** The SQLite file of the read models. */
+  readonly databaseFile: string;
+  /** Commits per transaction at most. */
+  readonly batchSize: number;
+}
+
+/** Reads the configuration from `env`; `dataDir` is the streams configuration's DATA_DIR. */
+export function loadProjectionsConfig(dataDir: string, env: Env = process.env): ProjectionsConfig {
+  const { text, integer } = envReader(env);
+  return {
+    databaseFile: text("READ_MODEL_DB") ?? join(dataDir, "read-models.sqlite"),
+    batchSize: integer("PROJECTOR_BATCH_SIZE", 500, 1, 100_000),
+  };
+}

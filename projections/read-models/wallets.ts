@@ -1,0 +1,81 @@
+import { decodeWalletEvent } from "../../commands/marketplace/wallet-events.js";
+import type { Projection } from "../projector.js";
+
+const subjectPrefix = "ev.wallet.";
+
+/**
+ * The `wallets` read model: one row per wallet with its balance, the part of it reserved, its version and the
+ * position of its last commit; and one row per reservation with its state. Available money is
+ * `balance_cents - reserved_cents`.
+ */
+export const walletsProjection: Projection = {
+  name: "wallets",
+
+  migrate(db) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS wallets (
+        wallet_id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        balance_cents INTEGER NOT NULL,
+        reserved_cents INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        position INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS wallet_reservations (
+        wallet_id TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        amount_cents INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('held', 'released', 'settled')),
+        PRIMARY KEY (wallet_id, reservation_id)
+      ) STRICT;
+    `);
+  },
+
+  prepare(db) {
+    const open = db.prepare<[string, string]>(
+      "INSERT INTO wallets (wallet_id, owner_id, balance_cents, reserved_cents, version, position) VALUES (?, ?, 0, 0, 0, 0)",
+    );
+    const move = db.prepare<[bigint, bigint, string]>(
+      "UPDATE wallets SET balance_cents = balance_cents + ?, reserved_cents = reserved_cents + ? WHERE wallet_id = ?",
+    );
+    const reserve = db.prepare<[string, string, bigint]>(
+      "INSERT INTO wallet_reservations (wallet_id, reservation_id, amount_cents, status) VALUES (?, ?, ?, 'held')",
+    );
+    const close = db.prepare<[string, string, string]>(
+      "UPDATE wallet_reservations SET status = ? WHERE wallet_id = ? AND reservation_id = ?",
+    );
+    const stamp = db.prepare<[number, number, string]>("UPDATE wallets SET version = ?, position = ? WHERE wallet_id = ?");
+
+    return (commit) => {
+      if (!commit.subject.startsWith(subjectPrefix)) return;
+      const walletId = commit.subject.slice(subjectPrefix.length);
+      for (const record of commit.events) {
+        const event = decodeWalletEvent(record);
+        switch (event.type) {
+          case "WalletOpened":
+            open.run(walletId, event.ownerId);
+            break;
+          case "FundsDeposited":
+            move.run(event.amountCents, 0n, walletId);
+            break;
+          case "FundsWithdrawn":
+            move.run(-event.amountCents, 0n, walletId);
+            break;
+          case "FundsReserved":
+            reserve.run(walletId, event.reservationId, event.amountCents);
+            move.run(0n, event.amountCents, walletId);
+            break;
+          case "ReservationReleased":
+            close.run("released", walletId, event.reservationId);
+            move.run(0n, -event.amountCents, walletId);
+            break;
+          case "ReservationSettled":
+            close.run("settled", walletId, event.reservationId);
+            move.run(-event.amountCents, -event.amountCents, walletId);
+            break;
+        }
+      }
+      stamp.run(commit.metadata.aggregateVersion, commit.seq, walletId);
+    };
+  },
+};

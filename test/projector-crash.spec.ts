@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../app.js";
+import { openReadModelDb } from "../projections/read-model-db.js";
+import { clients, startTestApp } from "./harness/app.js";
+import { startTestNats, type TestNats } from "./harness/nats.js";
+import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+let nats: TestNats;
+let app: App;
+let dir: string;
+const workers = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  app = await startTestApp(nats);
+  dir = mkdtempSync(join(tmpdir(), "foldline-projector-crash-"));
+});
+afterAll(async () => {
+  for (const w of workers) w.kill("SIGKILL");
+  await app.close();
+  await nats.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts `npm run projector`'s program as a process of its own. */
+function startWorker(database: string): ChildProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", "projector-main.ts"], {
+    cwd: root,
+    env: { ...process.env, NATS_URL: nats.url, DATA_DIR: dir, READ_MODEL_DB: database, PROJECTOR_BATCH_SIZE: "40" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  workers.add(child);
+  child.once("exit", () => workers.delete(child));
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+describe("a projector worker killed outright", () => {
+  it("applies every commit exactly once across 5 kills and restarts", async () => {
+    const database = join(dir, "read-models.sqlite");
+    const c = clients(app.url);
+    const wallets = await openWallets(c, 24, "crash");
+    const db = openReadModelDb(database); // a reader beside the worker, as queries will be
+    const checkpoint = (): number =>
+      Number(
+        db.prepare<[], { position: bigint }>("SELECT position FROM projection_checkpoints WHERE projection = 'wallets'").get()
+          ?.position ?? 0n,
+      );
+    let worker = startWorker(database);
+    const traffic = walletTraffic(c, wallets, 3_000);
+    const killedAt: number[] = [];
+    for (let kills = 0; kills < 5; kills++) {
+      // Kill it while it works: once it has committed a batch since it started, at a random moment after.
+      const from = checkpoint();
+      const deadline = Date.now() + 20_000;
+      while (checkpoint() === from) {
+        if (Date.now() > deadline) throw new Error("the worker made no progress");
+        await sleep(10);
+      }
+      await sleep(Math.floor(Math.random() * 150));
+      await kill(worker);
+      killedAt.push(checkpoint());
+      worker = startWorker(database);
+    }
+    const highest = await traffic;
+    const head = await app.streams.store.head();
+    expect(highest).toBeGreaterThan(0);
+
+    // Every kill landed while commands were still flowing, each after the worker had moved on.
+    expect(killedAt[killedAt.length - 1]).toBeLessThan(head);
+    expect(new Set(killedAt).size).toBe(killedAt.length);
+    try {
+      const deadline = Date.now() + 30_000;
+      while (checkpoint() < head) {
+        if (Date.now() > deadline) throw new Error(`the worker did not catch up with ${head}`);
+        await sleep(50);
+      }
+      expect(walletsFromReadModel(db)).toEqual(await walletsFromStream(app.streams.store));
+    } finally {
+      db.close();
+      await kill(worker);
+    }
+  });
+});
