@@ -1,4 +1,6 @@
-// The foldline process: the stream layer, the command pipeline and the API server, wired together.
+// The foldline process: the stream layer, the command pipeline, the API server and the projectors, wired together.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -8,6 +10,10 @@ import type { CommandsConfig } from "./commands/config.js";
 import { errorInterceptor } from "./commands/error-codes.js";
 import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
+import type { ProjectionsConfig } from "./projections/config.js";
+import { createProjector, type Projector } from "./projections/projector.js";
+import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
+import { walletsProjection } from "./projections/read-models/wallets.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
 import { commandsBucket, snapshotsBucket } from "./streams/topology.js";
@@ -18,6 +24,8 @@ export interface App extends AsyncDisposable {
   readonly streams: OpenStreams;
   readonly pipeline: CommandPipeline;
   readonly server: ApiServer;
+  /** The projectors running in this process (none with `PROJECTORS=separate`). */
+  readonly projectors: readonly Projector[];
   /**
    * Shuts down gracefully: health turns NOT_SERVING, the server stops taking requests and waits for those in
    * flight (Execute streams answer what they started), the pipeline finishes its writes, then NATS closes.
@@ -26,8 +34,12 @@ export interface App extends AsyncDisposable {
 }
 
 /** Starts foldline; on any failure closes what it opened and rethrows. */
-export async function startApp(config: { streams: StreamsConfig; commands: CommandsConfig }, log: Logger): Promise<App> {
+export async function startApp(
+  config: { streams: StreamsConfig; commands: CommandsConfig; projections: ProjectionsConfig },
+  log: Logger,
+): Promise<App> {
   const streams = await openStreams(config.streams);
+  let db: ReadModelDb | undefined;
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
     const kvm = new Kvm(js);
@@ -63,6 +75,22 @@ export async function startApp(config: { streams: StreamsConfig; commands: Comma
       health.shutdown();
       shutdown.abort();
     }, { once: true });
+    const projectors: Projector[] = [];
+    if (config.projections.embedded) {
+      mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
+      db = openReadModelDb(config.projections.databaseFile);
+      const projector = createProjector({
+        store: streams.store,
+        db,
+        projection: walletsProjection,
+        log,
+        batchSize: config.projections.batchSize,
+      });
+      projector.start();
+      projectors.push(projector);
+    }
+    const readModels = db;
+
     let closing: Promise<void> | undefined;
     watchNats(streams, () => closing !== undefined, (serving) => {
       health.setStatus("", serving ? "serving" : "not_serving");
@@ -72,10 +100,13 @@ export async function startApp(config: { streams: StreamsConfig; commands: Comma
       (closing ??= (async () => {
         await server.close();
         await pipeline.close();
+        await Promise.all(projectors.map((p) => p.stop()));
+        readModels?.close();
         await streams.close();
       })());
-    return { url: server.url, streams, pipeline, server, close, [Symbol.asyncDispose]: close };
+    return { url: server.url, streams, pipeline, server, projectors, close, [Symbol.asyncDispose]: close };
   } catch (err) {
+    db?.close();
     await streams.close();
     throw err;
   }

@@ -2,24 +2,26 @@
 import { pino } from "pino";
 import { startApp } from "./app.js";
 import { loadCommandsConfig } from "./commands/config.js";
+import { loadProjectionsConfig } from "./projections/config.js";
 import { loadStreamsConfig } from "./streams/config.js";
 
 const log = pino({ name: "foldline" });
 
 async function main(): Promise<void> {
-  const config = { streams: loadStreamsConfig(), commands: loadCommandsConfig() };
+  const streams = loadStreamsConfig();
+  const config = { streams, commands: loadCommandsConfig(), projections: loadProjectionsConfig(streams.dataDir) };
   const app = await startApp(config, log);
-  const { streams } = app;
-  for (const change of streams.changes) log.info(change, "topology changed");
+  for (const change of app.streams.changes) log.info(change, "topology changed");
   log.info(
     {
       api: app.url,
-      nats: streams.url,
-      embedded: streams.embedded !== undefined,
-      serverVersion: streams.serverVersion,
+      nats: app.streams.url,
+      embedded: app.streams.embedded !== undefined,
+      serverVersion: app.streams.serverVersion,
       stream: config.streams.stream.name,
-      head: await streams.store.head(),
+      head: await app.streams.store.head(),
       dataDir: config.streams.dataDir,
+      projectors: app.projectors.map((p) => p.status()),
     },
     "foldline is up",
   );

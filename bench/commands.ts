@@ -34,6 +34,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { pino } from "pino";
 import { startApp, type App } from "../app.js";
 import { loadCommandsConfig } from "../commands/config.js";
+import { loadProjectionsConfig } from "../projections/config.js";
 import { walletType } from "../commands/marketplace/wallet-routes.js";
 import { ExecuteRequestSchema } from "../gen/foldline/marketplace/v1/command_service_pb.js";
 import { DepositRequestSchema, WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
@@ -66,6 +67,8 @@ export async function run(emit: Emit): Promise<void> {
         streams: loadStreamsConfig({ NATS_URL: server.url, DATA_DIR: dir }),
         // The server's own settings apply (SNAPSHOT_EVERY, AGGREGATE_CACHE_SIZE, ...), except where a figure needs its own.
         commands: loadCommandsConfig({ ...process.env, API_PORT: "0", ...env }),
+        // The commands figures measure the command path alone.
+        projections: loadProjectionsConfig(dir, { PROJECTORS: "separate" }),
       },
       silent,
     );

@@ -1,8 +1,11 @@
 import { join } from "node:path";
-import { envReader, type Env } from "../streams/config.js";
+import { ConfigError, envReader, type Env } from "../streams/config.js";
 
 /** What projector workers read from the environment. See the README's configuration table. */
 export interface ProjectionsConfig {
+  /** Whether `npm start` runs the projectors in its own process (`PROJECTORS=embedded`, the default) or leaves
+   * them to `npm run projector` workers (`PROJECTORS=separate`). */
+  readonly embedded: boolean;
   /** The SQLite file of the read models. */
   readonly databaseFile: string;
   /** Commits per transaction at most. */
@@ -12,7 +15,12 @@ export interface ProjectionsConfig {
 /** Reads the configuration from `env`; `dataDir` is the streams configuration's DATA_DIR. */
 export function loadProjectionsConfig(dataDir: string, env: Env = process.env): ProjectionsConfig {
   const { text, integer } = envReader(env);
+  const mode = text("PROJECTORS") ?? "embedded";
+  if (mode !== "embedded" && mode !== "separate") {
+    throw new ConfigError(`PROJECTORS must be "embedded" or "separate", got "${mode}"`);
+  }
   return {
+    embedded: mode === "embedded",
     databaseFile: text("READ_MODEL_DB") ?? join(dataDir, "read-models.sqlite"),
     batchSize: integer("PROJECTOR_BATCH_SIZE", 500, 1, 100_000),
   };

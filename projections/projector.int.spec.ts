@@ -55,6 +55,24 @@ describe("projector", () => {
     db.close();
   });
 
+  it("runs embedded in the foldline process when PROJECTORS=embedded, and stops with it", async () => {
+    const file = join(dir, "embedded.sqlite");
+    const embedded = await startTestApp(nats, { PROJECTORS: "embedded", READ_MODEL_DB: file });
+    try {
+      const [projector] = embedded.projectors;
+      expect(projector?.status().state).toBe("running");
+      const ec = clients(embedded.url);
+      const position = await walletTraffic(ec, await openWallets(ec, 3, "emb"), 60);
+      expect(await projector?.waitFor(position, 10_000)).toBe(true);
+    } finally {
+      await embedded.close();
+    }
+    expect(embedded.projectors[0]?.status().state).toBe("stopped");
+    const db = openReadModelDb(file);
+    expect(walletsFromReadModel(db)).toEqual(await walletsFromStream(app.streams.store));
+    db.close();
+  });
+
   it("stops a second projector of the same read model before it applies anything twice", async () => {
     const file = join(dir, "two.sqlite");
     const wallets = await openWallets(c, 4, "two");

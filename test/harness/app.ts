@@ -3,6 +3,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { pino } from "pino";
 import { startApp, type App } from "../../app.js";
 import { loadCommandsConfig } from "../../commands/config.js";
+import { loadProjectionsConfig } from "../../projections/config.js";
 import { ArtworkService } from "../../gen/foldline/marketplace/v1/artwork_service_pb.js";
 import { CommandService } from "../../gen/foldline/marketplace/v1/command_service_pb.js";
 import { WalletService } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
@@ -40,10 +41,13 @@ export function clients(url: string, protocol: Protocol = "grpc"): Clients {
  */
 export async function startTestApp(nats: TestNats, env: Record<string, string> = {}): Promise<App> {
   const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
+  const streams = testConfig(nats, env);
   return startApp(
     {
-      streams: testConfig(nats, env),
+      streams,
       commands: loadCommandsConfig({ API_PORT: "0", API_SHUTDOWN_TIMEOUT_MS: "5000", ...env }),
+      // Tests that want embedded projectors say so, with a read-model file of their own.
+      projections: loadProjectionsConfig(streams.dataDir, { PROJECTORS: "separate", ...env }),
     },
     log,
   );
