@@ -12,7 +12,9 @@ import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
 import type { ProjectionsConfig } from "./projections/config.js";
 import { createProjector, type Projector } from "./projections/projector.js";
+import { registerQueries } from "./projections/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
+import { createReadModelReader } from "./projections/read-model-reader.js";
 import { walletsProjection } from "./projections/read-models/wallets.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
@@ -57,24 +59,6 @@ export async function startApp(
       maxAttempts: c.maxAttempts,
       takeOverAfterMs: c.takeOverAfterMs,
     });
-    const health = createHealthService();
-    const shutdown = new AbortController();
-    const server = await createApiServer({
-      routes: (router) => {
-        health.register(router);
-        registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
-      },
-      interceptors: [errorInterceptor(log)],
-      host: c.host,
-      port: c.port,
-      ...(c.tls === undefined ? {} : { tls: c.tls }),
-      log,
-      shutdownTimeoutMs: c.shutdownTimeoutMs,
-    });
-    server.shutdownSignal.addEventListener("abort", () => {
-      health.shutdown();
-      shutdown.abort();
-    }, { once: true });
     const projectors: Projector[] = [];
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
@@ -90,6 +74,41 @@ export async function startApp(
       projectors.push(projector);
     }
     const readModels = db;
+    const byProjection = new Map(projectors.map((p) => [p.status().projection, p]));
+    const reader = createReadModelReader({
+      file: config.projections.databaseFile,
+      // An in-process projector says when it gets there; for one elsewhere the reader polls the checkpoint.
+      ...(projectors.length === 0
+        ? {}
+        : {
+            waitFor: (projection: string, position: number, timeoutMs: number) =>
+              byProjection.get(projection)?.waitFor(position, timeoutMs) ??
+              new Promise<boolean>((resolve) => {
+                setTimeout(() => {
+                  resolve(false);
+                }, Math.min(5, timeoutMs));
+              }),
+          }),
+    });
+    const health = createHealthService();
+    const shutdown = new AbortController();
+    const server = await createApiServer({
+      routes: (router) => {
+        health.register(router);
+        registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
+        registerQueries(router, reader);
+      },
+      interceptors: [errorInterceptor(log)],
+      host: c.host,
+      port: c.port,
+      ...(c.tls === undefined ? {} : { tls: c.tls }),
+      log,
+      shutdownTimeoutMs: c.shutdownTimeoutMs,
+    });
+    server.shutdownSignal.addEventListener("abort", () => {
+      health.shutdown();
+      shutdown.abort();
+    }, { once: true });
 
     let closing: Promise<void> | undefined;
     watchNats(streams, () => closing !== undefined, (serving) => {
@@ -101,6 +120,7 @@ export async function startApp(
         await server.close();
         await pipeline.close();
         await Promise.all(projectors.map((p) => p.stop()));
+        reader.close();
         readModels?.close();
         await streams.close();
       })());

@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { DomainError } from "../domain/errors.js";
+import { NotInReadModel, ReadModelBehind, ReadModelUnavailable } from "../projections/errors.js";
 import { UnavailableError } from "../streams/errors.js";
 import {
   CommandConflict,
@@ -30,6 +31,9 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof ExpectedVersionMismatch) return new ConnectError(err.message, Code.FailedPrecondition);
   if (err instanceof CommandConflict || err instanceof CommandInProgress) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof UnavailableError || err instanceof ShuttingDown) return new ConnectError(err.message, Code.Unavailable);
+  if (err instanceof NotInReadModel) return new ConnectError(err.message, Code.NotFound);
+  if (err instanceof ReadModelBehind) return new ConnectError(err.message, Code.DeadlineExceeded);
+  if (err instanceof ReadModelUnavailable) return new ConnectError(err.message, Code.Unavailable);
   log.error({ err }, "command failed unexpectedly");
   return new ConnectError("internal error", Code.Internal);
 }
