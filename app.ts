@@ -15,7 +15,7 @@ import { createProjector, type Projector } from "./projections/projector.js";
 import { registerQueries } from "./projections/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
-import { walletsProjection } from "./projections/read-models/wallets.js";
+import { readModels } from "./projections/read-models/all.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
 import { commandsBucket, snapshotsBucket } from "./streams/topology.js";
@@ -63,17 +63,13 @@ export async function startApp(
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
       db = openReadModelDb(config.projections.databaseFile);
-      const projector = createProjector({
-        store: streams.store,
-        db,
-        projection: walletsProjection,
-        log,
-        batchSize: config.projections.batchSize,
-      });
-      projector.start();
-      projectors.push(projector);
+      for (const projection of readModels) {
+        const projector = createProjector({ store: streams.store, db, projection, log, batchSize: config.projections.batchSize });
+        projector.start();
+        projectors.push(projector);
+      }
     }
-    const readModels = db;
+    const readModelDb = db;
     const byProjection = new Map(projectors.map((p) => [p.status().projection, p]));
     const reader = createReadModelReader({
       file: config.projections.databaseFile,
@@ -121,7 +117,7 @@ export async function startApp(
         await pipeline.close();
         await Promise.all(projectors.map((p) => p.stop()));
         reader.close();
-        readModels?.close();
+        readModelDb?.close();
         await streams.close();
       })());
     return { url: server.url, streams, pipeline, server, projectors, close, [Symbol.asyncDispose]: close };

@@ -1,11 +1,11 @@
-// `npm run projector`: a projector worker of its own, for the NATS servers named by NATS_URL, until SIGINT/SIGTERM.
+// `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until SIGINT/SIGTERM.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { pino } from "pino";
 import { loadProjectionsConfig } from "./projections/config.js";
 import { createProjector } from "./projections/projector.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
-import { walletsProjection } from "./projections/read-models/wallets.js";
+import { readModels } from "./projections/read-models/all.js";
 import { ConfigError, loadStreamsConfig } from "./streams/config.js";
 import { openStreams } from "./streams/open-streams.js";
 
@@ -20,17 +20,19 @@ async function main(): Promise<void> {
   mkdirSync(dirname(config.databaseFile), { recursive: true });
   const streams = await openStreams(streamsConfig);
   const db = openReadModelDb(config.databaseFile);
-  const projector = createProjector({ store: streams.store, db, projection: walletsProjection, log, batchSize: config.batchSize });
-  projector.start();
-  log.info({ database: config.databaseFile, ...projector.status() }, "projector is up");
+  const projectors = readModels.map((projection) =>
+    createProjector({ store: streams.store, db, projection, log, batchSize: config.batchSize }),
+  );
+  for (const projector of projectors) projector.start();
+  log.info({ database: config.databaseFile, projectors: projectors.map((p) => p.status()) }, "projector is up");
 
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, "stopping");
     void (async () => {
-      await projector.stop();
+      await Promise.all(projectors.map((p) => p.stop()));
       db.close();
       await streams.close();
-      log.info(projector.status(), "stopped");
+      log.info({ projectors: projectors.map((p) => p.status()) }, "stopped");
       process.exit(0);
     })();
   };

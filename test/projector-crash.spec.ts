@@ -9,6 +9,7 @@ import type { App } from "../app.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
 import { clients, startTestApp } from "./harness/app.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
+import { artworkTraffic, artworksFromReadModel, artworksFromStream, provenanceFromReadModel, provenanceFromStream } from "./harness/artworks.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -49,18 +50,17 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 describe("a projector worker killed outright", () => {
-  it("applies every commit exactly once across 5 kills and restarts", async () => {
+  it("applies every commit exactly once to every read model across 5 kills and restarts", async () => {
     const database = join(dir, "read-models.sqlite");
     const c = clients(app.url);
     const wallets = await openWallets(c, 24, "crash");
     const db = openReadModelDb(database); // a reader beside the worker, as queries will be
+    // The lowest checkpoint of the worker's projectors (wallets and artworks).
     const checkpoint = (): number =>
-      Number(
-        db.prepare<[], { position: bigint }>("SELECT position FROM projection_checkpoints WHERE projection = 'wallets'").get()
-          ?.position ?? 0n,
-      );
+      Number(db.prepare<[], { position: bigint | null }>("SELECT min(position) AS position FROM projection_checkpoints").get()?.position ?? 0n);
     let worker = startWorker(database);
     const traffic = walletTraffic(c, wallets, 3_000);
+    const artworks = artworkTraffic(c, "crash", 60);
     const killedAt: number[] = [];
     for (let kills = 0; kills < 5; kills++) {
       // Kill it while it works: once it has committed a batch since it started, at a random moment after.
@@ -76,6 +76,7 @@ describe("a projector worker killed outright", () => {
       worker = startWorker(database);
     }
     const highest = await traffic;
+    await artworks;
     const head = await app.streams.store.head();
     expect(highest).toBeGreaterThan(0);
 
@@ -89,6 +90,8 @@ describe("a projector worker killed outright", () => {
         await sleep(50);
       }
       expect(walletsFromReadModel(db)).toEqual(await walletsFromStream(app.streams.store));
+      expect(artworksFromReadModel(db)).toEqual(await artworksFromStream(app.streams.store));
+      expect(provenanceFromReadModel(db)).toEqual(await provenanceFromStream(app.streams.store));
     } finally {
       db.close();
       await kill(worker);
