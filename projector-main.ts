@@ -1,13 +1,20 @@
-// `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until SIGINT/SIGTERM.
+// `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until
+// SIGINT/SIGTERM. Workers sharing a read-model file elect one writer through a lease; the others stand by.
+import { createHash, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { hostname } from "node:os";
+import { dirname, resolve } from "node:path";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
 import { loadProjectionsConfig } from "./projections/config.js";
-import { createProjector } from "./projections/projector.js";
+import { createLease } from "./projections/lease.js";
+import { createProjector, type Projector } from "./projections/projector.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
 import { ConfigError, loadStreamsConfig } from "./streams/config.js";
 import { openStreams } from "./streams/open-streams.js";
+import { leasesBucket } from "./streams/topology.js";
 
 const log = pino({ name: "foldline-projector" });
 
@@ -17,19 +24,29 @@ async function main(): Promise<void> {
     throw new ConfigError("NATS_URL must name the NATS servers of the foldline whose stream this worker projects");
   }
   const config = loadProjectionsConfig(streamsConfig.dataDir);
-  mkdirSync(dirname(config.databaseFile), { recursive: true });
+  const file = resolve(config.databaseFile);
+  mkdirSync(dirname(file), { recursive: true });
   const streams = await openStreams(streamsConfig);
-  const db = openReadModelDb(config.databaseFile);
-  const projectors = readModels.map((projection) =>
-    createProjector({ store: streams.store, db, projection, log, batchSize: config.batchSize }),
-  );
-  for (const projector of projectors) projector.start();
-  log.info({ database: config.databaseFile, projectors: projectors.map((p) => p.status()) }, "projector is up");
+  const kv = await new Kvm(jetstream(streams.nc, { timeout: streamsConfig.timeoutMs })).open(leasesBucket);
+  const lease = createLease({
+    kv,
+    key: `projector-${createHash("sha256").update(file).digest("hex").slice(0, 32)}`,
+    owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    ttlMs: config.leaseTtlMs,
+    log,
+  });
+  const stopping = new AbortController();
+  const db = openReadModelDb(file);
+  let projectors: Projector[] = [];
+  let lost: (() => void) | undefined;
+  lease.onLost(() => lost?.());
 
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, "stopping");
+    stopping.abort();
     void (async () => {
       await Promise.all(projectors.map((p) => p.stop()));
+      await lease.release();
       db.close();
       await streams.close();
       log.info({ projectors: projectors.map((p) => p.status()) }, "stopped");
@@ -38,6 +55,28 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+
+  // Stand by until the lease is ours, project until it is lost, stand by again.
+  while (!stopping.signal.aborted) {
+    log.info({ database: file }, "standing by for the projector lease");
+    try {
+      await lease.acquire(stopping.signal);
+    } catch {
+      return; // stopping
+    }
+    projectors = readModels.map((projection) =>
+      createProjector({ store: streams.store, db, projection, log, batchSize: config.batchSize }),
+    );
+    for (const projector of projectors) projector.start();
+    log.info({ database: file, projectors: projectors.map((p) => p.status()) }, "projecting");
+    await new Promise<void>((done) => {
+      lost = done;
+      stopping.signal.addEventListener("abort", () => {
+        done();
+      }, { once: true });
+    });
+    await Promise.all(projectors.map((p) => p.stop()));
+  }
 }
 
 main().catch((err: unknown) => {

@@ -10,6 +10,8 @@ export interface ProjectionsConfig {
   readonly databaseFile: string;
   /** Commits per transaction at most. */
   readonly batchSize: number;
+  /** A projector worker that has not renewed its lease for this long is presumed dead and replaced. */
+  readonly leaseTtlMs: number;
 }
 
 /** Reads the configuration from `env`; `dataDir` is the streams configuration's DATA_DIR. */
@@ -23,5 +25,6 @@ export function loadProjectionsConfig(dataDir: string, env: Env = process.env): 
     embedded: mode === "embedded",
     databaseFile: text("READ_MODEL_DB") ?? join(dataDir, "read-models.sqlite"),
     batchSize: integer("PROJECTOR_BATCH_SIZE", 500, 1, 100_000),
+    leaseTtlMs: integer("PROJECTOR_LEASE_TTL_MS", 10_000, 300, 600_000),
   };
 }

@@ -36,11 +36,14 @@ export const commandsBucket = "foldline-commands";
 /** The bucket of aggregate snapshots, one entry per aggregate. */
 export const snapshotsBucket = "foldline-snapshots";
 
+/** The bucket of leases (projector workers' leadership), one entry per lease. */
+export const leasesBucket = "foldline-leases";
+
 /** The engine's own buckets; the domain may declare more beside them. */
 export const engineBuckets: readonly BucketSpec[] = [
   { name: commandsBucket, description: "outcome of each command id, for idempotent retries", history: 1, ttlMs: 0 },
   { name: snapshotsBucket, description: "latest snapshot per aggregate", history: 1, ttlMs: 0 },
-  { name: "foldline-leases", description: "leader leases of projector workers", history: 1, ttlMs: 0 },
+  { name: leasesBucket, description: "leader leases of projector workers", history: 1, ttlMs: 0 },
 ];
 
 /** One thing {@link applyTopology} did. */

@@ -1,0 +1,98 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../app.js";
+import { openReadModelDb } from "../projections/read-model-db.js";
+import { clients, startTestApp } from "./harness/app.js";
+import { startTestNats, type TestNats } from "./harness/nats.js";
+import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const ttlMs = 1_000;
+let nats: TestNats;
+let app: App;
+let dir: string;
+const workers = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  app = await startTestApp(nats);
+  dir = mkdtempSync(join(tmpdir(), "foldline-lease-"));
+});
+afterAll(async () => {
+  for (const w of workers) w.kill("SIGKILL");
+  await app.close();
+  await nats.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A worker process; `logs` collects the messages it logs, with the time each arrived. */
+function startWorker(database: string): { child: ChildProcess; logs: { msg: string; at: number }[] } {
+  const child = spawn(process.execPath, ["--import", "tsx", "projector-main.ts"], {
+    cwd: root,
+    env: { ...process.env, NATS_URL: nats.url, DATA_DIR: dir, READ_MODEL_DB: database, PROJECTOR_LEASE_TTL_MS: String(ttlMs) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  workers.add(child);
+  child.once("exit", () => workers.delete(child));
+  const logs: { msg: string; at: number }[] = [];
+  let rest = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    const lines = (rest + chunk.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) {
+      try {
+        logs.push({ msg: (JSON.parse(line) as { msg: string }).msg, at: Date.now() });
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  return { child, logs };
+}
+
+describe("projector workers sharing a read-model file", () => {
+  it("elect one writer; a standby takes over when the writer is killed", async () => {
+    const database = join(dir, "shared.sqlite");
+    const c = clients(app.url);
+    const wallets = await openWallets(c, 8, "lease");
+    const first = startWorker(database);
+    const until = async (what: string, condition: () => boolean): Promise<void> => {
+      for (const deadline = Date.now() + 20_000; !condition(); ) {
+        if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
+        await sleep(20);
+      }
+    };
+    await until("the first worker projects", () => first.logs.some((l) => l.msg === "projecting"));
+    const second = startWorker(database);
+    await until("the second worker stands by", () => second.logs.some((l) => l.msg === "standing by for the projector lease"));
+
+    const traffic = walletTraffic(c, wallets, 1_500);
+    await sleep(500);
+    expect(second.logs.some((l) => l.msg === "projecting")).toBe(false); // a standby, not a second writer
+    const exited = new Promise((resolve) => first.child.once("exit", resolve));
+    first.child.kill("SIGKILL");
+    await exited;
+    const killedAt = Date.now();
+    await until("the standby takes over", () => second.logs.some((l) => l.msg === "projecting"));
+    const tookOver = second.logs.find((l) => l.msg === "projecting")?.at ?? 0;
+    expect(tookOver - killedAt).toBeGreaterThanOrEqual(ttlMs * 0.8); // it waited for the lease to go stale
+    await traffic;
+
+    const head = await app.streams.store.head();
+    const db = openReadModelDb(database);
+    try {
+      const checkpoint = (): number =>
+        Number(db.prepare<[], { position: bigint | null }>("SELECT min(position) AS position FROM projection_checkpoints").get()?.position ?? 0n);
+      await until("the standby catches up", () => checkpoint() >= head);
+      expect(walletsFromReadModel(db)).toEqual(await walletsFromStream(app.streams.store));
+    } finally {
+      db.close();
+      second.child.kill("SIGTERM");
+    }
+  });
+});
