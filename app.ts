@@ -1,5 +1,7 @@
 // The foldline process: the stream layer, the command pipeline, the API server and the projectors, wired together.
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -15,10 +17,13 @@ import { createProjector, type Projector } from "./projections/projector.js";
 import { registerQueries } from "./projections/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
+import { createKvProjector, type KvProjector } from "./projections/kv-projector.js";
+import { createLease } from "./projections/lease.js";
 import { readModels } from "./projections/read-models/all.js";
+import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
-import { commandsBucket, snapshotsBucket } from "./streams/topology.js";
+import { commandsBucket, leasesBucket, snapshotsBucket } from "./streams/topology.js";
 
 /** A running foldline: the API on {@link App.url}. */
 export interface App extends AsyncDisposable {
@@ -28,6 +33,8 @@ export interface App extends AsyncDisposable {
   readonly server: ApiServer;
   /** The projectors running in this process (none with `PROJECTORS=separate`). */
   readonly projectors: readonly Projector[];
+  /** The KV projectors of this process, each running while it holds its lease. */
+  readonly kvProjectors: readonly KvProjector[];
   /**
    * Shuts down gracefully: health turns NOT_SERVING, the server stops taking requests and waits for those in
    * flight (Execute streams answer what they started), the pipeline finishes its writes, then NATS closes.
@@ -40,7 +47,7 @@ export async function startApp(
   config: { streams: StreamsConfig; commands: CommandsConfig; projections: ProjectionsConfig },
   log: Logger,
 ): Promise<App> {
-  const streams = await openStreams(config.streams);
+  const streams = await openStreams(config.streams, [marketplaceBucket]);
   let db: ReadModelDb | undefined;
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
@@ -70,6 +77,24 @@ export async function startApp(
       }
     }
     const readModelDb = db;
+    const kvProjectors: KvProjector[] = [];
+    if (config.projections.embedded) {
+      const kvProjector = createKvProjector({
+        store: streams.store,
+        kv: await kvm.open(marketplaceBucket.name),
+        projection: artworkKvProjection,
+        lease: createLease({
+          kv: await kvm.open(leasesBucket),
+          key: `kv-projector.${marketplaceBucket.name}.${artworkKvProjection.name}`,
+          owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+          ttlMs: config.projections.leaseTtlMs,
+          log,
+        }),
+        log,
+      });
+      kvProjector.start();
+      kvProjectors.push(kvProjector);
+    }
     const byProjection = new Map(projectors.map((p) => [p.status().projection, p]));
     const reader = createReadModelReader({
       file: config.projections.databaseFile,
@@ -115,12 +140,12 @@ export async function startApp(
       (closing ??= (async () => {
         await server.close();
         await pipeline.close();
-        await Promise.all(projectors.map((p) => p.stop()));
+        await Promise.all([...projectors, ...kvProjectors].map((p) => p.stop()));
         reader.close();
         readModelDb?.close();
         await streams.close();
       })());
-    return { url: server.url, streams, pipeline, server, projectors, close, [Symbol.asyncDispose]: close };
+    return { url: server.url, streams, pipeline, server, projectors, kvProjectors, close, [Symbol.asyncDispose]: close };
   } catch (err) {
     db?.close();
     await streams.close();

@@ -8,10 +8,12 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
 import { loadProjectionsConfig } from "./projections/config.js";
+import { createKvProjector } from "./projections/kv-projector.js";
 import { createLease } from "./projections/lease.js";
 import { createProjector, type Projector } from "./projections/projector.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
+import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
 import { ConfigError, loadStreamsConfig } from "./streams/config.js";
 import { openStreams } from "./streams/open-streams.js";
 import { leasesBucket } from "./streams/topology.js";
@@ -26,12 +28,29 @@ async function main(): Promise<void> {
   const config = loadProjectionsConfig(streamsConfig.dataDir);
   const file = resolve(config.databaseFile);
   mkdirSync(dirname(file), { recursive: true });
-  const streams = await openStreams(streamsConfig);
-  const kv = await new Kvm(jetstream(streams.nc, { timeout: streamsConfig.timeoutMs })).open(leasesBucket);
+  const streams = await openStreams(streamsConfig, [marketplaceBucket]);
+  const kvm = new Kvm(jetstream(streams.nc, { timeout: streamsConfig.timeoutMs }));
+  const leases = await kvm.open(leasesBucket);
+  const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  // KV read models are one for the whole system: their projector takes a lease of its own.
+  const kvProjector = createKvProjector({
+    store: streams.store,
+    kv: await kvm.open(marketplaceBucket.name),
+    projection: artworkKvProjection,
+    lease: createLease({
+      kv: leases,
+      key: `kv-projector.${marketplaceBucket.name}.${artworkKvProjection.name}`,
+      owner,
+      ttlMs: config.leaseTtlMs,
+      log,
+    }),
+    log,
+  });
+  kvProjector.start();
   const lease = createLease({
-    kv,
+    kv: leases,
     key: `projector-${createHash("sha256").update(file).digest("hex").slice(0, 32)}`,
-    owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    owner,
     ttlMs: config.leaseTtlMs,
     log,
   });
@@ -45,7 +64,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "stopping");
     stopping.abort();
     void (async () => {
-      await Promise.all(projectors.map((p) => p.stop()));
+      await Promise.all([...projectors.map((p) => p.stop()), kvProjector.stop()]);
       await lease.release();
       db.close();
       await streams.close();

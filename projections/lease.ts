@@ -4,7 +4,10 @@ import type { Logger } from "pino";
 
 /** A lease on a KV key: at most one holder at a time, taken over when its holder stops renewing it. */
 export interface Lease {
-  /** Resolves once this process holds the lease; rejects with `signal`'s reason when it aborts first. */
+  /**
+   * Resolves once this process holds the lease (at once when it already does); rejects with `signal`'s reason
+   * when it aborts first.
+   */
   acquire(signal: AbortSignal): Promise<void>;
   /** True while held (renewals succeeding). */
   held(): boolean;
@@ -98,6 +101,7 @@ export function createLease(options: LeaseOptions): Lease {
 
   return {
     async acquire(signal) {
+      if (holding) return;
       const seen = { revision: -1, since: Date.now() };
       const pollMs = Math.max(20, Math.floor(ttlMs / 4));
       for (;;) {

@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../app.js";
+import { clients, startTestApp } from "../test/harness/app.js";
+import { artworkTraffic, artworksFromReadModel } from "../test/harness/artworks.js";
+import { startTestNats, type TestNats } from "../test/harness/nats.js";
+import { createKvProjector } from "./kv-projector.js";
+import { createLease } from "./lease.js";
+import { openReadModelDb } from "./read-model-db.js";
+import { artworkKvProjection, marketplaceBucket } from "./read-models/artwork-kv.js";
+
+const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
+let nats: TestNats;
+let app: App;
+let dir: string;
+let kv: KV;
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  dir = mkdtempSync(join(tmpdir(), "foldline-kv-"));
+  app = await startTestApp(nats, { PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite"), PROJECTOR_LEASE_TTL_MS: "1000" });
+  kv = await new Kvm(jetstream(app.streams.nc)).open(marketplaceBucket.name);
+});
+afterAll(async () => {
+  await app.close();
+  await nats.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const kvJson = async <T>(key: string): Promise<T | undefined> => {
+  const entry = await kv.get(key);
+  return entry === null || entry.operation !== "PUT" ? undefined : entry.json<T>();
+};
+
+async function until(what: string, condition: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
+    await sleep(25);
+  }
+}
+
+describe("the artworks KV read model", () => {
+  it("agrees with the SQLite read model on every artwork's artist, royalty split, owner and burn", async () => {
+    const tally = await artworkTraffic(clients(app.url), "kv", 24);
+    const head = await app.streams.store.head();
+    const [sqlite] = app.projectors.filter((p) => p.status().projection === "artworks");
+    expect(await sqlite?.waitFor(head, 10_000)).toBe(true);
+    await until("the KV checkpoint reaches the head", async () => ((await kvJson<{ position: number }>("checkpoint.artworks"))?.position ?? 0) >= head);
+    expect(tally.accepted).toBeGreaterThan(24);
+
+    const db = openReadModelDb(join(dir, "read-models.sqlite"));
+    try {
+      const rows = artworksFromReadModel(db);
+      expect(rows.length).toBeGreaterThanOrEqual(24);
+      for (const row of rows) {
+        const id = row.artwork_id;
+        expect(await kvJson(`artwork.${id}.artist`), id).toMatchObject({ artistId: row.artist_id });
+        expect(await kvJson(`artwork.${id}.royalty`), id).toMatchObject({ royaltySplit: JSON.parse(row.royalty_split) as unknown });
+        expect(await kvJson(`artwork.${id}.owner`), id).toMatchObject({ ownerId: row.owner_id, burned: row.burned === 1n });
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it("has one writer at a time: a second projector stands by until the first stops", async () => {
+    const leases = await new Kvm(jetstream(app.streams.nc)).open("foldline-leases");
+    const key = `kv-projector.${marketplaceBucket.name}.${artworkKvProjection.name}`;
+    const second = createKvProjector({
+      store: app.streams.store,
+      kv,
+      projection: artworkKvProjection,
+      lease: createLease({ kv: leases, key, owner: "second", ttlMs: 1_000, log }),
+      log,
+    });
+    second.start();
+    await sleep(1_500);
+    expect(second.status().state).toBe("standby");
+    expect(app.kvProjectors[0]?.status().state).toBe("running");
+    await app.kvProjectors[0]?.stop(); // releases its lease
+    await until("the second takes over", () => second.status().state === "running");
+    await second.stop();
+  });
+});

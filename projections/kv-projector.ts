@@ -1,0 +1,162 @@
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import type { Lease } from "./lease.js";
+
+/** An entry a KV projection writes: a value to put, or null to delete the key. */
+export interface KvWrite {
+  readonly key: string;
+  readonly value: Uint8Array | null;
+}
+
+/**
+ * A read model in JetStream KV, for point lookups and watches. Each commit maps to the entries it sets, from the
+ * commit alone, so that applying a commit again writes the same values: idempotent by construction.
+ */
+export interface KvProjection {
+  /** Unique per bucket; its checkpoint is the key `checkpoint.<name>`. */
+  readonly name: string;
+  /** The entries `commit` sets, in order; none for commits it does not model. Pure. */
+  entries(commit: StoredCommit): readonly KvWrite[];
+}
+
+/** What a KV projector is doing. */
+export interface KvProjectorStatus {
+  readonly projection: string;
+  readonly state: "standby" | "running" | "stopped" | "failed";
+  readonly position: number;
+  readonly error?: string;
+}
+
+/** Runs one KV projection while it holds its lease. */
+export interface KvProjector {
+  /** Stands by for the lease, projects while it holds it, stands by again when it loses it. */
+  start(): void;
+  stop(): Promise<void>;
+  status(): KvProjectorStatus;
+}
+
+/** Options of {@link createKvProjector}. */
+export interface KvProjectorOptions {
+  readonly store: EventStore;
+  readonly kv: KV;
+  readonly projection: KvProjection;
+  /** One writer at a time: a writer far behind another would put older values over newer ones. */
+  readonly lease: Lease;
+  readonly log: Logger;
+}
+
+/**
+ * Creates a KV projector. It follows the stream from its checkpoint, writes each turn's entries (published in
+ * order on one connection, so that the server applies them in order), then the checkpoint. A crash between the
+ * two replays those commits, which rewrites the same values. A failing write stops the batch; the projector
+ * retries it from the checkpoint after a pause.
+ */
+export function createKvProjector(options: KvProjectorOptions): KvProjector {
+  const { store, kv, projection, lease, log } = options;
+  const checkpointKey = `checkpoint.${projection.name}`;
+  let state: KvProjectorStatus["state"] = "stopped";
+  let position = 0;
+  let error: string | undefined;
+  let stopping = new AbortController();
+  let running: Promise<void> | undefined;
+
+  const readCheckpoint = async (): Promise<number> => {
+    const entry = await kv.get(checkpointKey);
+    return entry === null || entry.operation !== "PUT" ? 0 : (entry.json<{ position: number }>().position);
+  };
+
+  const write = async (commits: readonly StoredCommit[]): Promise<void> => {
+    const puts: Promise<unknown>[] = [];
+    for (const commit of commits) {
+      for (const w of projection.entries(commit)) puts.push(w.value === null ? kv.delete(w.key) : kv.put(w.key, w.value));
+    }
+    await Promise.all(puts);
+    const last = commits[commits.length - 1];
+    if (last === undefined) return;
+    await kv.put(checkpointKey, new TextEncoder().encode(JSON.stringify({ position: last.seq })));
+    position = last.seq;
+  };
+
+  /** Projects until the lease is lost or the projector stops. */
+  const project = async (signal: AbortSignal): Promise<void> => {
+    position = await readCheckpoint();
+    let batch: StoredCommit[] = [];
+    let flushAt: Promise<"turn"> | undefined;
+    const commits = store.follow({ fromSeq: position + 1, signal });
+    let next = commits.next();
+    for (;;) {
+      const got =
+        batch.length === 0
+          ? await next
+          : await Promise.race([
+              next,
+              (flushAt ??= new Promise((resolve) => {
+                setImmediate(() => {
+                  resolve("turn");
+                });
+              })),
+            ]);
+      if (got === "turn" || (got.done !== true && batch.length >= 500)) {
+        flushAt = undefined;
+        const done = batch;
+        batch = [];
+        await write(done);
+        if (got === "turn") continue;
+      }
+      if (got.done === true) break;
+      batch.push(got.value);
+      next = commits.next();
+    }
+    await write(batch);
+  };
+
+  let session = new AbortController();
+  lease.onLost(() => {
+    session.abort();
+  });
+  const isStopping = (): boolean => stopping.signal.aborted;
+
+  const loop = async (): Promise<void> => {
+    const end = (): void => {
+      session.abort();
+    };
+    stopping.signal.addEventListener("abort", end, { once: true });
+    while (!isStopping()) {
+      state = "standby";
+      try {
+        await lease.acquire(stopping.signal);
+      } catch {
+        break; // stopping
+      }
+      state = "running";
+      session = new AbortController();
+      if (isStopping()) session.abort();
+      try {
+        await project(session.signal);
+        error = undefined;
+      } catch (err) {
+        error = (err as Error).message;
+        log.error({ err, projection: projection.name }, "KV projection failed; retrying from its checkpoint");
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+      if (isStopping()) await lease.release();
+    }
+    state = "stopped";
+  };
+
+  return {
+    start() {
+      if (running !== undefined) return;
+      stopping = new AbortController();
+      running = loop().finally(() => {
+        running = undefined;
+      });
+    },
+    async stop() {
+      stopping.abort();
+      await running;
+    },
+    status: () => ({ projection: projection.name, state, position, ...(error === undefined ? {} : { error }) }),
+  };
+}
