@@ -1,13 +1,28 @@
+import { Buffer } from "node:buffer";
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { QueryService, WalletViewSchema } from "../gen/foldline/marketplace/v1/query_service_pb.js";
+import { RoyaltyShareSchema } from "../gen/foldline/marketplace/v1/events_pb.js";
+import {
+  ArtworkViewSchema,
+  OwnershipChangeSchema,
+  QueryService,
+  WalletViewSchema,
+  type ArtworkView,
+  type ListArtworksRequest,
+} from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { InvalidRequest } from "../commands/errors.js";
 import { requireId } from "../commands/request-fields.js";
 import { NotInReadModel } from "./errors.js";
-import type { ReadModelReader } from "./read-model-reader.js";
+import type { AtPosition, ReadModelReader } from "./read-model-reader.js";
+import type { ReadModelDb } from "./read-model-db.js";
 
 /** The longest a query waits for its read model to reach the position it asked for. */
 const maxWaitMs = 10_000;
+
+/** ListArtworks' page size when the request gives none, and the largest it accepts. */
+const defaultPageSize = 50;
+const maxPageSize = 100;
 
 interface WalletRow {
   readonly wallet_id: string;
@@ -18,12 +33,44 @@ interface WalletRow {
   readonly position: bigint;
 }
 
+interface ArtworkRow {
+  readonly artwork_id: string;
+  readonly artist_id: string;
+  readonly owner_id: string;
+  readonly title: string;
+  readonly content_hash: string;
+  /** JSON: `[{"recipientId","basisPoints"}]` in the split's order. */
+  readonly royalty_split: string;
+  readonly listed_price_cents: bigint | null;
+  readonly burned: bigint;
+  /** ISO 8601, as `Date.toISOString` writes it. */
+  readonly minted_at: string;
+  readonly version: bigint;
+  readonly position: bigint;
+}
+
+interface ProvenanceRow {
+  readonly position: bigint;
+  readonly version: bigint;
+  readonly from_owner_id: string | null;
+  readonly to_owner_id: string;
+  readonly at: string;
+}
+
 /** Registers QueryService, answered by `reader` from the read models. */
 export function registerQueries(router: ConnectRouter, reader: ReadModelReader): void {
+  /** Reads `projection` at `position` or later, within the call's time. */
+  const read = <T>(
+    projection: string,
+    position: bigint,
+    context: HandlerContext,
+    query: (db: ReadModelDb) => T,
+  ): Promise<AtPosition<T>> => reader.read(projection, minPosition(position), waitBudget(context), query);
+
   router.service(QueryService, {
     async getWallet(req, context) {
       const walletId = requireId("wallet_id", req.walletId);
-      const { value: row, position } = await reader.read("wallets", minPosition(req.minPosition), waitBudget(context), (db) =>
+      const { value: row, position } = await read("wallets", req.minPosition, context, (db) =>
         db.prepare<[string], WalletRow>("SELECT * FROM wallets WHERE wallet_id = ?").get(walletId),
       );
       if (row === undefined) throw new NotInReadModel(`wallet ${walletId}`, position);
@@ -40,7 +87,130 @@ export function registerQueries(router: ConnectRouter, reader: ReadModelReader):
         }),
       };
     },
+
+    async getArtwork(req, context) {
+      const artworkId = requireId("artwork_id", req.artworkId);
+      const { value: row, position } = await read("artworks", req.minPosition, context, (db) =>
+        db.prepare<[string], ArtworkRow>("SELECT * FROM artworks WHERE artwork_id = ?").get(artworkId),
+      );
+      if (row === undefined) throw new NotInReadModel(`artwork ${artworkId}`, position);
+      return { position: BigInt(position), artwork: artworkView(row) };
+    },
+
+    async listArtworks(req, context) {
+      const filter = listFilter(req.filter);
+      const pageSize = requirePageSize(req.pageSize);
+      const after = req.pageToken === "" ? "" : pageTokenCursor(req.pageToken, filter);
+      // One row past the page says whether another page follows, so that the last page has no token.
+      const { value: rows, position } = await read("artworks", req.minPosition, context, (db) =>
+        db
+          .prepare<[string, string, number], ArtworkRow>(
+            `SELECT * FROM artworks WHERE ${filter.column} = ? AND artwork_id > ? ORDER BY artwork_id LIMIT ?`,
+          )
+          .all(filter.value, after, pageSize + 1),
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        position: BigInt(position),
+        artworks: page.map(artworkView),
+        nextPageToken: rows.length > pageSize && last !== undefined ? pageToken(filter, last.artwork_id) : "",
+      };
+    },
+
+    async getProvenance(req, context) {
+      const artworkId = requireId("artwork_id", req.artworkId);
+      // Both in one transaction: an artwork the read model holds always has its mint here.
+      const { value, position } = await read("artworks", req.minPosition, context, (db) => {
+        const exists = db.prepare<[string], { found: bigint }>("SELECT 1 AS found FROM artworks WHERE artwork_id = ?").get(artworkId);
+        if (exists === undefined) return undefined;
+        return db
+          .prepare<[string], ProvenanceRow>(
+            "SELECT position, version, from_owner_id, to_owner_id, at FROM provenance WHERE artwork_id = ? ORDER BY position",
+          )
+          .all(artworkId);
+      });
+      if (value === undefined) throw new NotInReadModel(`artwork ${artworkId}`, position);
+      return {
+        position: BigInt(position),
+        changes: value.map((row) =>
+          create(OwnershipChangeSchema, {
+            position: row.position,
+            version: row.version,
+            fromOwnerId: row.from_owner_id ?? "",
+            toOwnerId: row.to_owner_id,
+            at: timestampFromDate(new Date(row.at)),
+          }),
+        ),
+      };
+    },
   });
+}
+
+function artworkView(row: ArtworkRow): ArtworkView {
+  const split = JSON.parse(row.royalty_split) as readonly { recipientId: string; basisPoints: number }[];
+  return create(ArtworkViewSchema, {
+    artworkId: row.artwork_id,
+    artistId: row.artist_id,
+    ownerId: row.owner_id,
+    title: row.title,
+    contentHash: row.content_hash,
+    royaltySplit: split.map(({ recipientId, basisPoints }) => create(RoyaltyShareSchema, { recipientId, basisPoints })),
+    listedPriceCents: row.listed_price_cents ?? undefined,
+    burned: row.burned === 1n,
+    mintedAt: timestampFromDate(new Date(row.minted_at)),
+    version: row.version,
+    lastPosition: row.position,
+  });
+}
+
+/** Which artworks ListArtworks pages through: a column of `artworks` and the id it must hold. */
+interface ListFilter {
+  readonly kind: "owner" | "artist";
+  readonly column: "owner_id" | "artist_id";
+  readonly value: string;
+}
+
+function listFilter(filter: ListArtworksRequest["filter"]): ListFilter {
+  switch (filter.case) {
+    case "ownerId":
+      return { kind: "owner", column: "owner_id", value: requireId("owner_id", filter.value) };
+    case "artistId":
+      return { kind: "artist", column: "artist_id", value: requireId("artist_id", filter.value) };
+    case undefined:
+      throw new InvalidRequest("a filter is required: owner_id or artist_id");
+  }
+}
+
+function requirePageSize(pageSize: number): number {
+  if (pageSize === 0) return defaultPageSize;
+  if (pageSize < 1 || pageSize > maxPageSize) {
+    throw new InvalidRequest(`page_size must be 1..${maxPageSize} (0 for ${defaultPageSize}), got ${pageSize}`);
+  }
+  return pageSize;
+}
+
+// A page token is base64url of `<kind>:<filter id>:<last artwork id>`. Ids hold no ':', so the split is exact;
+// the filter is in it so that a token cannot carry a cursor over to another owner's or artist's list.
+const tokenPattern = /^(owner|artist):([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,64})$/;
+
+function pageToken(filter: ListFilter, lastArtworkId: string): string {
+  return Buffer.from(`${filter.kind}:${filter.value}:${lastArtworkId}`).toString("base64url");
+}
+
+/** The last artwork id of the page before, from a token that `pageToken` made for the same filter. */
+function pageTokenCursor(token: string, filter: ListFilter): string {
+  const text = Buffer.from(token, "base64url").toString();
+  const match = tokenPattern.exec(text);
+  // Node decodes base64url leniently; re-encoding tells a token we made from one that only decodes.
+  if (match === null || Buffer.from(text).toString("base64url") !== token) {
+    throw new InvalidRequest("page_token is malformed: pass next_page_token of the previous response as it is");
+  }
+  const [, kind, value, lastArtworkId] = match;
+  if (kind !== filter.kind || value !== filter.value || lastArtworkId === undefined) {
+    throw new InvalidRequest("page_token belongs to another filter: pass the same owner_id or artist_id as for the first page");
+  }
+  return lastArtworkId;
 }
 
 function minPosition(value: bigint): number {

@@ -32,8 +32,8 @@ export const artworksProjection: Projection = {
         version INTEGER NOT NULL,
         position INTEGER NOT NULL
       ) STRICT;
-      CREATE INDEX IF NOT EXISTS artworks_by_owner ON artworks (owner_id);
-      CREATE INDEX IF NOT EXISTS artworks_by_artist ON artworks (artist_id);
+      CREATE INDEX IF NOT EXISTS artworks_by_owner_id ON artworks (owner_id, artwork_id);
+      CREATE INDEX IF NOT EXISTS artworks_by_artist_id ON artworks (artist_id, artwork_id);
       CREATE TABLE IF NOT EXISTS provenance (
         artwork_id TEXT NOT NULL,
         position INTEGER NOT NULL,

@@ -4,13 +4,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { RoyaltyShare } from "./events_pb.js";
+import { file_foldline_marketplace_v1_events } from "./events_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file foldline/marketplace/v1/query_service.proto.
  */
 export const file_foldline_marketplace_v1_query_service: GenFile = /*@__PURE__*/
-  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEMnIKDFF1ZXJ5U2VydmljZRJiCglHZXRXYWxsZXQSKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRXYWxsZXRSZXF1ZXN0GiouZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEIj0KEUdldEFydHdvcmtSZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIl0KEkdldEFydHdvcmtSZXNwb25zZRI1CgdhcnR3b3JrGAEgASgLMiQuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQXJ0d29ya1ZpZXcSEAoIcG9zaXRpb24YAiABKAQiyAIKC0FydHdvcmtWaWV3EhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEhAKCG93bmVyX2lkGAMgASgJEg0KBXRpdGxlGAQgASgJEhQKDGNvbnRlbnRfaGFzaBgFIAEoCRI8Cg1yb3lhbHR5X3NwbGl0GAYgAygLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUm95YWx0eVNoYXJlEh8KEmxpc3RlZF9wcmljZV9jZW50cxgHIAEoA0gAiAEBEg4KBmJ1cm5lZBgIIAEoCBItCgltaW50ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAQSFQoNbGFzdF9wb3NpdGlvbhgLIAEoBEIVChNfbGlzdGVkX3ByaWNlX2NlbnRzIoUBChNMaXN0QXJ0d29ya3NSZXF1ZXN0EhIKCG93bmVyX2lkGAEgASgJSAASEwoJYXJ0aXN0X2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEQggKBmZpbHRlciJ5ChRMaXN0QXJ0d29ya3NSZXNwb25zZRI2CghhcnR3b3JrcxgBIAMoCzIkLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkFydHdvcmtWaWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIQCghwb3NpdGlvbhgDIAEoBCJAChRHZXRQcm92ZW5hbmNlUmVxdWVzdBISCgphcnR3b3JrX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJkChVHZXRQcm92ZW5hbmNlUmVzcG9uc2USOQoHY2hhbmdlcxgBIAMoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLk93bmVyc2hpcENoYW5nZRIQCghwb3NpdGlvbhgCIAEoBCKIAQoPT3duZXJzaGlwQ2hhbmdlEhAKCHBvc2l0aW9uGAEgASgEEg8KB3ZlcnNpb24YAiABKAQSFQoNZnJvbV9vd25lcl9pZBgDIAEoCRITCgt0b19vd25lcl9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAytgMKDFF1ZXJ5U2VydmljZRJiCglHZXRXYWxsZXQSKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRXYWxsZXRSZXF1ZXN0GiouZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVzcG9uc2USZQoKR2V0QXJ0d29yaxIqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldEFydHdvcmtSZXF1ZXN0GisuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0QXJ0d29ya1Jlc3BvbnNlEmsKDExpc3RBcnR3b3JrcxIsLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkxpc3RBcnR3b3Jrc1JlcXVlc3QaLS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5MaXN0QXJ0d29ya3NSZXNwb25zZRJuCg1HZXRQcm92ZW5hbmNlEi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0UHJvdmVuYW5jZVJlcXVlc3QaLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRQcm92ZW5hbmNlUmVzcG9uc2ViBnByb3RvMw", [file_foldline_marketplace_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * GetWalletRequest names a wallet.
@@ -124,6 +128,346 @@ export const WalletViewSchema: GenMessage<WalletView> = /*@__PURE__*/
   messageDesc(file_foldline_marketplace_v1_query_service, 2);
 
 /**
+ * GetArtworkRequest names an artwork.
+ *
+ * @generated from message foldline.marketplace.v1.GetArtworkRequest
+ */
+export type GetArtworkRequest = Message<"foldline.marketplace.v1.GetArtworkRequest"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 2;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetArtworkRequest.
+ * Use `create(GetArtworkRequestSchema)` to create a new message.
+ */
+export const GetArtworkRequestSchema: GenMessage<GetArtworkRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 3);
+
+/**
+ * GetArtworkResponse is an artwork as the read model holds it.
+ *
+ * @generated from message foldline.marketplace.v1.GetArtworkResponse
+ */
+export type GetArtworkResponse = Message<"foldline.marketplace.v1.GetArtworkResponse"> & {
+  /**
+   * @generated from field: foldline.marketplace.v1.ArtworkView artwork = 1;
+   */
+  artwork?: ArtworkView | undefined;
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 2;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetArtworkResponse.
+ * Use `create(GetArtworkResponseSchema)` to create a new message.
+ */
+export const GetArtworkResponseSchema: GenMessage<GetArtworkResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 4);
+
+/**
+ * ArtworkView is an artwork's current state. A burned artwork keeps the artist, owner, title, content hash and
+ * split it had when it was burned, and is never listed. Money is int64 cents.
+ *
+ * @generated from message foldline.marketplace.v1.ArtworkView
+ */
+export type ArtworkView = Message<"foldline.marketplace.v1.ArtworkView"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * Who minted it. Never changes.
+   *
+   * @generated from field: string artist_id = 2;
+   */
+  artistId: string;
+
+  /**
+   * Who owns it now: the artist until the first transfer; the last owner once burned.
+   *
+   * @generated from field: string owner_id = 3;
+   */
+  ownerId: string;
+
+  /**
+   * @generated from field: string title = 4;
+   */
+  title: string;
+
+  /**
+   * A hash of the work's content, as the artist gave it (for example "sha256:<hex>").
+   *
+   * @generated from field: string content_hash = 5;
+   */
+  contentHash: string;
+
+  /**
+   * Each recipient's cut of every sale, in the order the artist gave it; empty when no one has a cut.
+   *
+   * @generated from field: repeated foldline.marketplace.v1.RoyaltyShare royalty_split = 6;
+   */
+  royaltySplit: RoyaltyShare[];
+
+  /**
+   * The asking price in cents while the artwork is listed for sale; absent when it is not listed.
+   *
+   * @generated from field: optional int64 listed_price_cents = 7;
+   */
+  listedPriceCents?: bigint | undefined;
+
+  /**
+   * The artwork was burned: it takes no further change.
+   *
+   * @generated from field: bool burned = 8;
+   */
+  burned: boolean;
+
+  /**
+   * When the mint was recorded (the commit's time, millisecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp minted_at = 9;
+   */
+  mintedAt?: Timestamp | undefined;
+
+  /**
+   * The artwork's number of commits.
+   *
+   * @generated from field: uint64 version = 10;
+   */
+  version: bigint;
+
+  /**
+   * The stream sequence of the artwork's last commit.
+   *
+   * @generated from field: uint64 last_position = 11;
+   */
+  lastPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ArtworkView.
+ * Use `create(ArtworkViewSchema)` to create a new message.
+ */
+export const ArtworkViewSchema: GenMessage<ArtworkView> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 5);
+
+/**
+ * ListArtworksRequest asks for one page of the artworks of an owner or of an artist.
+ *
+ * Pages are keyed on artwork_id, not on an offset: each page holds the artworks after the previous page's last
+ * one, as the read model holds them at the page's own position, so an id never comes twice; an artwork that
+ * changes owner between two pages shows up on the page read after the change, or not at all.
+ *
+ * @generated from message foldline.marketplace.v1.ListArtworksRequest
+ */
+export type ListArtworksRequest = Message<"foldline.marketplace.v1.ListArtworksRequest"> & {
+  /**
+   * Whose artworks; one of the two is required.
+   *
+   * @generated from oneof foldline.marketplace.v1.ListArtworksRequest.filter
+   */
+  filter: {
+    /**
+     * The artworks this user owns now.
+     *
+     * @generated from field: string owner_id = 1;
+     */
+    value: string;
+    case: "ownerId";
+  } | {
+    /**
+     * The artworks this artist minted, whoever owns them now.
+     *
+     * @generated from field: string artist_id = 2;
+     */
+    value: string;
+    case: "artistId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The most artworks in one page: 1..100; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page; for the next, the previous response's next_page_token, with the same filter.
+   * Opaque: a token that was not made for this filter is refused with INVALID_ARGUMENT.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence. To keep later pages no older than the
+   * first, pass the previous response's position.
+   *
+   * @generated from field: uint64 min_position = 5;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ListArtworksRequest.
+ * Use `create(ListArtworksRequestSchema)` to create a new message.
+ */
+export const ListArtworksRequestSchema: GenMessage<ListArtworksRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 6);
+
+/**
+ * ListArtworksResponse is one page of artworks, in artwork_id order (byte order).
+ *
+ * @generated from message foldline.marketplace.v1.ListArtworksResponse
+ */
+export type ListArtworksResponse = Message<"foldline.marketplace.v1.ListArtworksResponse"> & {
+  /**
+   * @generated from field: repeated foldline.marketplace.v1.ArtworkView artworks = 1;
+   */
+  artworks: ArtworkView[];
+
+  /**
+   * The token of the next page; empty when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 3;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ListArtworksResponse.
+ * Use `create(ListArtworksResponseSchema)` to create a new message.
+ */
+export const ListArtworksResponseSchema: GenMessage<ListArtworksResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 7);
+
+/**
+ * GetProvenanceRequest names an artwork.
+ *
+ * @generated from message foldline.marketplace.v1.GetProvenanceRequest
+ */
+export type GetProvenanceRequest = Message<"foldline.marketplace.v1.GetProvenanceRequest"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 2;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetProvenanceRequest.
+ * Use `create(GetProvenanceRequestSchema)` to create a new message.
+ */
+export const GetProvenanceRequestSchema: GenMessage<GetProvenanceRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 8);
+
+/**
+ * GetProvenanceResponse is an artwork's chain of owners.
+ *
+ * @generated from message foldline.marketplace.v1.GetProvenanceResponse
+ */
+export type GetProvenanceResponse = Message<"foldline.marketplace.v1.GetProvenanceResponse"> & {
+  /**
+   * Every change of owner in stream order: the mint (to the artist) first, then each transfer.
+   *
+   * @generated from field: repeated foldline.marketplace.v1.OwnershipChange changes = 1;
+   */
+  changes: OwnershipChange[];
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 2;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetProvenanceResponse.
+ * Use `create(GetProvenanceResponseSchema)` to create a new message.
+ */
+export const GetProvenanceResponseSchema: GenMessage<GetProvenanceResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 9);
+
+/**
+ * OwnershipChange is one hand-over of an artwork: its mint or a transfer.
+ *
+ * @generated from message foldline.marketplace.v1.OwnershipChange
+ */
+export type OwnershipChange = Message<"foldline.marketplace.v1.OwnershipChange"> & {
+  /**
+   * The stream sequence of the commit that changed the owner.
+   *
+   * @generated from field: uint64 position = 1;
+   */
+  position: bigint;
+
+  /**
+   * The artwork's version after that commit: its number of commits up to it.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * The owner before; empty for the mint.
+   *
+   * @generated from field: string from_owner_id = 3;
+   */
+  fromOwnerId: string;
+
+  /**
+   * The owner after: the artist for the mint.
+   *
+   * @generated from field: string to_owner_id = 4;
+   */
+  toOwnerId: string;
+
+  /**
+   * When the commit was recorded (millisecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.OwnershipChange.
+ * Use `create(OwnershipChangeSchema)` to create a new message.
+ */
+export const OwnershipChangeSchema: GenMessage<OwnershipChange> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 10);
+
+/**
  * QueryService answers from the read models that projectors keep.
  *
  * Read your own writes: every request takes `min_position`, the `position` a command answered. The query waits
@@ -131,6 +475,10 @@ export const WalletViewSchema: GenMessage<WalletView> = /*@__PURE__*/
  * if the read model does not get there in time, the call fails with DEADLINE_EXCEEDED and nothing stale is
  * returned. 0 answers at once from whatever the read model holds. Every response states the position it
  * reflects: the read model includes every commit up to it.
+ *
+ * Ids are 1..64 characters of [A-Za-z0-9_-]. Errors: INVALID_ARGUMENT for a malformed request, NOT_FOUND for
+ * an entity the read model does not hold at the position it reflects, DEADLINE_EXCEEDED as above, UNAVAILABLE
+ * when no projector has written the read models yet.
  *
  * @generated from service foldline.marketplace.v1.QueryService
  */
@@ -144,6 +492,36 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetWalletRequestSchema;
     output: typeof GetWalletResponseSchema;
+  },
+  /**
+   * One artwork: its owner, royalty split, listing, and whether it is burned.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.GetArtwork
+   */
+  getArtwork: {
+    methodKind: "unary";
+    input: typeof GetArtworkRequestSchema;
+    output: typeof GetArtworkResponseSchema;
+  },
+  /**
+   * The artworks of one owner or of one artist, burned ones included, a page at a time in artwork_id order.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.ListArtworks
+   */
+  listArtworks: {
+    methodKind: "unary";
+    input: typeof ListArtworksRequestSchema;
+    output: typeof ListArtworksResponseSchema;
+  },
+  /**
+   * Every change of an artwork's owner, its mint first.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.GetProvenance
+   */
+  getProvenance: {
+    methodKind: "unary";
+    input: typeof GetProvenanceRequestSchema;
+    output: typeof GetProvenanceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_foldline_marketplace_v1_query_service, 0);
