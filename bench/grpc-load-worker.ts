@@ -154,8 +154,11 @@ function createUnaryDriver(
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
+  // With a rate, slot i sends at its own pace (every `concurrency / rate` seconds), slots staggered evenly.
+  const paceMs = o.ratePerSecond === undefined ? 0 : (o.concurrency * 1_000) / o.ratePerSecond;
   const createSlot = (index: number): (() => void) => {
     const session = at(sessions, index % sessions.length);
+    let dueAt = performance.now() + (paceMs * index) / o.concurrency;
     let sentAt = 0;
     let doneAt = 0;
     let httpStatus: number | undefined;
@@ -193,7 +196,19 @@ function createUnaryDriver(
               : `no grpc-status in the answer (HTTP status ${String(httpStatus)})`,
         );
       }
-      next();
+      paced();
+    };
+
+    /** Sends at once without a rate; with one, when this slot's next turn is due. */
+    const paced = (): void => {
+      if (paceMs === 0) {
+        next();
+        return;
+      }
+      const wait = dueAt - performance.now();
+      dueAt = Math.max(dueAt + paceMs, performance.now());
+      if (wait <= 0) next();
+      else setTimeout(next, wait);
     };
 
     const next = (): void => {
@@ -223,7 +238,7 @@ function createUnaryDriver(
       sentAt = performance.now();
       req.end(frames(index));
     };
-    return next;
+    return paced;
   };
 
   const slots = Array.from({ length: o.concurrency }, (_, i) => createSlot(i));

@@ -36,6 +36,11 @@ export interface GrpcLoadOptions {
   readonly placeholder?: string | undefined;
   /** Unary: calls in flight, one per slot. Stream: messages in flight in total, spread evenly over `streams`. */
   readonly concurrency: number;
+  /**
+   * Unary mode: calls per second in total, at most (each slot waits for its turn); without it, every slot sends
+   * again as soon as its call is answered.
+   */
+  readonly ratePerSecond?: number | undefined;
   /** Stream mode: how many bidirectional streams (default 4, at most `concurrency`). */
   readonly streams?: number;
   /**

@@ -37,6 +37,7 @@ export interface SuiteModule {
 const suites: ReadonlyMap<string, () => Promise<SuiteModule>> = new Map([
   ["append", () => import("./append.js")],
   ["commands", () => import("./commands.js")],
+  ["projections", () => import("./projections.js")],
 ]);
 
 /** Writes a figure as one JSON line, the fixed fields first and in order. */
