@@ -17,6 +17,8 @@ import { createProjector, type Projector } from "./projections/projector.js";
 import { registerQueries } from "./projections/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
+import { createSqlRunner, type SqlRunner } from "./projections/sql/sql-runner.js";
+import { registerSql } from "./projections/sql/sql-service.js";
 import { createKvProjector, type KvProjector } from "./projections/kv-projector.js";
 import { createLease } from "./projections/lease.js";
 import { readModels } from "./projections/read-models/all.js";
@@ -49,6 +51,7 @@ export async function startApp(
 ): Promise<App> {
   const streams = await openStreams(config.streams, [marketplaceBucket]);
   let db: ReadModelDb | undefined;
+  let sqlRunner: SqlRunner | undefined;
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
     const kvm = new Kvm(js);
@@ -111,6 +114,8 @@ export async function startApp(
               }),
           }),
     });
+    // Analysts' SQL runs in worker processes of its own, started on the first query.
+    const sql = (sqlRunner = createSqlRunner({ file: config.projections.databaseFile, lazy: true }));
     const health = createHealthService();
     const shutdown = new AbortController();
     const server = await createApiServer({
@@ -118,6 +123,7 @@ export async function startApp(
         health.register(router);
         registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
         registerQueries(router, reader);
+        registerSql(router, sql);
       },
       interceptors: [errorInterceptor(log)],
       host: c.host,
@@ -139,6 +145,7 @@ export async function startApp(
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         await server.close();
+        await sql.close();
         await pipeline.close();
         await Promise.all([...projectors, ...kvProjectors].map((p) => p.stop()));
         reader.close();
@@ -147,6 +154,7 @@ export async function startApp(
       })());
     return { url: server.url, streams, pipeline, server, projectors, kvProjectors, close, [Symbol.asyncDispose]: close };
   } catch (err) {
+    await sqlRunner?.close();
     db?.close();
     await streams.close();
     throw err;
