@@ -2,13 +2,17 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { clients, startTestApp, type Clients } from "../test/harness/app.js";
 import { startTestNats, type TestNats } from "../test/harness/nats.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "../test/harness/wallets.js";
-import { createProjector, type Projection } from "./projector.js";
+import { decodeCommit } from "../streams/commit-codec.js";
+import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import { listParked } from "./parked.js";
+import { createProjector, type PoisonPolicy, type Projection } from "./projector.js";
 import { openReadModelDb } from "./read-model-db.js";
 import { walletsProjection } from "./read-models/wallets.js";
 
@@ -110,10 +114,10 @@ describe("projector", () => {
     const db = openReadModelDb(join(dir, "poison.sqlite"));
     const projector = createProjector({ store: app.streams.store, db, projection: failing, log, maxAttempts: 3, batchSize: 1 });
     projector.start();
-    await until(() => projector.status().state === "failed");
+    await until(() => projector.status().state !== "running");
     expect(attempts).toBe(3);
     const status = projector.status();
-    expect(status.state).toBe("failed");
+    expect(status.state).toBe("stopped-on-poison"); // the default policy parks it and stops in front of it
     expect(status.position).toBeGreaterThanOrEqual(before);
     expect(status.position).toBe(Number(poison) - 1);
     expect(status.error).toMatch(new RegExp(`cannot apply commit ${poison}`));
@@ -121,6 +125,202 @@ describe("projector", () => {
     db.close();
   });
 });
+
+describe("projector, given a commit its projection cannot apply", () => {
+  it("with onPoison 'skip': parks it, applies every other commit exactly once, and goes on", async () => {
+    const wallets = await openWallets(c, 4, "skip");
+    const target = wallets[0] ?? "";
+    await walletTraffic(c, wallets, 80);
+    const poison = await deposit(target, 666n);
+    const last = await walletTraffic(c, wallets, 80); // more commits of the target wallet among them
+    const poisoned = walletsFailingAt(poison, "skip");
+    const db = openReadModelDb(join(dir, "skip.sqlite"));
+    // The whole stream in one batch: the poison commit sits in its middle.
+    const store = inOneBurst(app.streams.store);
+    const projector = createProjector({ store, db, projection: poisoned, log, maxAttempts: 2, batchSize: 1_000_000 });
+    projector.start();
+    expect(await projector.waitFor(last, 10_000)).toBe(true);
+
+    // Tried twice in the batch, twice alone; the commits before it one per transaction, those after in one.
+    expect(poisoned.calls()).toBe(4);
+    const status = projector.status();
+    expect(status).toMatchObject({ state: "running", position: last, parked: 1, commitsApplied: last - 1, batches: poison });
+    expect(status.error).toBeUndefined();
+    // The read model is the stream without the poison commit: no trace of its partial writes, nothing twice.
+    const expected = (await walletsFromStream(app.streams.store)).map((w) =>
+      w.wallet_id === target ? { ...w, balance_cents: w.balance_cents - 666n } : w,
+    );
+    expect(walletsFromReadModel(db)).toEqual(expected);
+
+    const stored = await app.streams.store.readCommit(poison);
+    const [row, ...more] = listParked(db, "wallets");
+    expect(more).toEqual([]);
+    expect(row).toMatchObject({
+      projection: "wallets",
+      position: poison,
+      subject: `ev.wallet.${target}`,
+      eventTypes: stored?.events.map((e) => e.type),
+      error: `cannot apply commit ${poison}`,
+      attempts: 2,
+    });
+    expect(row?.eventTypes[0]).toMatch(/FundsDeposited$/);
+    expect(row === undefined ? undefined : decodeCommit(row.commitBytes).metadata.commandId).toBe(stored?.metadata.commandId);
+
+    // Live commits after it are applied as they come.
+    const later = await deposit(target, 1n);
+    expect(await projector.waitFor(later, 10_000)).toBe(true);
+    expect(projector.status()).toMatchObject({ state: "running", parked: 1, commitsApplied: later - 1 });
+    await projector.stop();
+    db.close();
+  });
+
+  it("with onPoison 'stop': parks it, stops in front of it, and a restart of the fixed projection applies it", async () => {
+    const wallets = await openWallets(c, 3, "stop");
+    const target = wallets[0] ?? "";
+    await walletTraffic(c, wallets, 60);
+    const poison = await deposit(target, 777n);
+    const last = await walletTraffic(c, wallets, 60);
+    const db = openReadModelDb(join(dir, "stop.sqlite"));
+    const broken = createProjector({
+      store: app.streams.store,
+      db,
+      projection: walletsFailingAt(poison, "stop"),
+      log,
+      maxAttempts: 2,
+    });
+    broken.start();
+    await until(() => broken.status().state !== "running");
+    const stopped = broken.status();
+    expect(stopped).toMatchObject({ state: "stopped-on-poison", position: poison - 1, parked: 1, head: last });
+    expect(stopped.lag).toBe(last - poison + 1);
+    expect(stopped.error).toBe(`commit ${poison} on ev.wallet.${target} is parked: cannot apply commit ${poison}`);
+    expect(listParked(db, "wallets")).toMatchObject([{ position: poison, subject: `ev.wallet.${target}`, attempts: 2 }]);
+
+    // Started again, still broken: it stops at the same place, and the same row counts the attempts.
+    broken.start();
+    expect(broken.status().state).toBe("running");
+    await until(() => broken.status().state !== "running");
+    expect(broken.status()).toMatchObject({ state: "stopped-on-poison", position: poison - 1, parked: 1 });
+    expect(listParked(db, "wallets")).toMatchObject([{ position: poison, attempts: 4 }]);
+
+    // Fixed: a new projector applies it and everything after it, and it is no longer parked.
+    const fixed = createProjector({ store: app.streams.store, db, projection: walletsProjection, log });
+    expect(fixed.status()).toMatchObject({ state: "stopped", position: poison - 1, parked: 1 });
+    fixed.start();
+    expect(await fixed.waitFor(last, 10_000)).toBe(true);
+    expect(walletsFromReadModel(db)).toEqual(await walletsFromStream(app.streams.store));
+    expect(fixed.status()).toMatchObject({ state: "running", position: last, commitsApplied: last - poison + 1, parked: 0 });
+    expect(listParked(db, "wallets")).toEqual([]);
+    await fixed.stop();
+    await broken.stop();
+    db.close();
+  });
+
+  it("never parks a commit for a failing database: it fails at its checkpoint, even with onPoison 'skip'", async () => {
+    const wallets = await openWallets(c, 2, "full");
+    await walletTraffic(c, wallets, 20);
+    const poison = await deposit(wallets[0] ?? "", 5n);
+    const last = await walletTraffic(c, wallets, 20);
+    const db = openReadModelDb(join(dir, "full.sqlite"));
+    const diskFull = walletsFailingAt(poison, "skip", () => new Database.SqliteError("database or disk is full", "SQLITE_FULL"));
+    const projector = createProjector({ store: app.streams.store, db, projection: diskFull, log, maxAttempts: 2 });
+    projector.start();
+    await until(() => projector.status().state !== "running");
+    const status = projector.status();
+    expect(status).toMatchObject({ state: "failed", parked: 0 });
+    expect(status.position).toBeLessThan(poison);
+    expect(status.error).toMatch(/disk is full/);
+    expect(listParked(db, "wallets")).toEqual([]);
+    expect(await projector.waitFor(last, 100)).toBe(false);
+    await projector.stop();
+    db.close();
+  });
+});
+
+describe("projector status", () => {
+  it("reports the stream's head, a lag that reaches 0 once caught up, and commits per second while traffic flows", async () => {
+    const wallets = await openWallets(c, 8, "rate");
+    const db = openReadModelDb(join(dir, "rate.sqlite"));
+    const projector = createProjector({ store: app.streams.store, db, projection: walletsProjection, log });
+    expect(projector.status()).toMatchObject({ state: "stopped", head: 0, lag: 0, commitsPerSecond: 0, parked: 0 });
+    projector.start();
+    let sampling = true as boolean; // cleared outside the sampler's loop
+    let busiest = 0;
+    let highestHead = 0;
+    const sampler = (async () => {
+      while (sampling) {
+        const s = projector.status();
+        busiest = Math.max(busiest, s.commitsPerSecond);
+        highestHead = Math.max(highestHead, s.head);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const last = await walletTraffic(c, wallets, 800, 8);
+    sampling = false;
+    await sampler;
+    expect(busiest).toBeGreaterThan(0);
+    expect(highestHead).toBeGreaterThan(0);
+    expect(await projector.waitFor(last, 10_000)).toBe(true);
+    await until(() => projector.status().head === last);
+    const status = projector.status();
+    expect(status).toMatchObject({ state: "running", position: last, head: last, lag: 0 });
+    // Never more than what it applied, over at least a second.
+    expect(status.commitsPerSecond).toBeGreaterThan(0);
+    expect(status.commitsPerSecond).toBeLessThanOrEqual(status.commitsApplied);
+    await projector.stop();
+    db.close();
+  });
+});
+
+/** Deposits `amountCents` to `walletId`; returns the commit's position. */
+async function deposit(walletId: string, amountCents: bigint): Promise<number> {
+  const res = await c.wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents });
+  return Number(res.result?.position ?? 0n);
+}
+
+/**
+ * The wallets projection, with `onPoison`, that throws on the commit at `poison` after applying it: whatever it
+ * wrote must be rolled back. `calls()` counts the tries at that commit.
+ */
+function walletsFailingAt(
+  poison: number,
+  onPoison: PoisonPolicy,
+  error = (): Error => new Error(`cannot apply commit ${poison}`),
+): Projection & { calls(): number } {
+  let calls = 0;
+  return {
+    name: walletsProjection.name,
+    onPoison,
+    migrate: (db) => {
+      walletsProjection.migrate(db);
+    },
+    prepare(db) {
+      const apply = walletsProjection.prepare(db);
+      return (commit) => {
+        apply(commit);
+        if (commit.seq === poison) {
+          calls++;
+          throw error();
+        }
+      };
+    },
+    calls: () => calls,
+  };
+}
+
+/** `store`, whose follow delivers what the stream holds at once (one batch), then follows it as usual. */
+function inOneBurst(store: EventStore): EventStore {
+  return {
+    ...store,
+    async *follow(options = {}) {
+      const held: StoredCommit[] = [];
+      for await (const commit of store.readAll({ fromSeq: options.fromSeq ?? 1 })) held.push(commit);
+      yield* held;
+      const next = (held[held.length - 1]?.seq ?? (options.fromSeq ?? 1) - 1) + 1;
+      yield* store.follow({ ...options, fromSeq: next });
+    },
+  };
+}
 
 /** Polls `condition` every 20 ms for up to 10 s. */
 async function until(condition: () => boolean): Promise<void> {

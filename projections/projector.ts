@@ -1,6 +1,19 @@
+import Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import { createParking } from "./parked.js";
 import type { ReadModelDb } from "./read-model-db.js";
+
+/**
+ * What a projector does with a poison commit, one whose apply still throws when it is applied alone, after
+ * `maxAttempts`. Either way the commit is parked in `parked_commits` (see `listParked`) and logged as an error.
+ *
+ * - `"stop"`: the checkpoint stays before it and the projector stops in state `stopped-on-poison`. Starting it
+ *   again (after fixing the projection) retries the commit; failing again adds to the parked row's attempts.
+ * - `"skip"`: the parked row and the checkpoint's move past the commit are one transaction, and the projector
+ *   goes on. The read model then lacks that commit's effect until an operator rebuilds it.
+ */
+export type PoisonPolicy = "stop" | "skip";
 
 /**
  * A read model: tables in the read-model database and how each commit changes them. A projection names no
@@ -9,6 +22,8 @@ import type { ReadModelDb } from "./read-model-db.js";
 export interface Projection {
   /** Unique per database; also the checkpoint's key. Letters, digits, '_' and '-'. */
   readonly name: string;
+  /** What to do with a commit that cannot be applied (default `"stop"`). See {@link PoisonPolicy}. */
+  readonly onPoison?: PoisonPolicy;
   /** Creates its tables when missing. Runs once when the projector starts. */
   migrate(db: ReadModelDb): void;
   /**
@@ -22,21 +37,41 @@ export interface Projection {
 /** What a projector is doing. */
 export interface ProjectorStatus {
   readonly projection: string;
-  readonly state: "stopped" | "running" | "failed";
-  /** The stream sequence of the last commit applied: the read model reflects the stream up to here. */
+  /**
+   * `failed`: it gave up on something other than a commit (another projector moved the checkpoint, the database
+   * kept failing, the stream could not be read). `stopped-on-poison`: it parked a commit it cannot apply and
+   * waits in front of it (policy `"stop"`).
+   */
+  readonly state: "stopped" | "running" | "failed" | "stopped-on-poison";
+  /** The stream sequence of the last commit applied or skipped: the read model reflects the stream up to here. */
   readonly position: number;
-  /** Commits applied since this projector started. */
+  /**
+   * The stream's last sequence as last read: at start, then at most once a second while running (by a timer,
+   * and after batches). 0 before the first read; stale, not failing, while NATS does not answer.
+   */
+  readonly head: number;
+  /** `head - position`, never negative: commits the read model is behind by, as far as it knows. */
+  readonly lag: number;
+  /**
+   * Commits applied per second over the last 5 to 6 s (the 5 whole seconds of the clock before the current one,
+   * and the current one so far); over the time since `start()` when that is shorter, but never less than 1 s.
+   */
+  readonly commitsPerSecond: number;
+  /** Commits applied since this projector was created. */
   readonly commitsApplied: number;
-  /** Transactions committed since this projector started. */
+  /** Transactions that applied commits since this projector was created. */
   readonly batches: number;
-  /** Why it failed, when it did. */
+  /** Commits of this projection in `parked_commits`: not reflected in the read model. */
+  readonly parked: number;
+  /** Why it failed or stopped on a poison commit, when it did. */
   readonly error?: string;
 }
 
 /** Runs one projection: follows the stream from the checkpoint and applies commits in batches. */
 export interface Projector {
+  /** Starts following, or starts again after a stop, a failure or a poison commit; no-op while running. */
   start(): void;
-  /** Stops following after the batch under way; resolves once stopped. */
+  /** Stops following after the batch under way (cutting its retries short); resolves once stopped. */
   stop(): Promise<void>;
   status(): ProjectorStatus;
   /**
@@ -54,7 +89,10 @@ export interface ProjectorOptions {
   readonly log: Logger;
   /** Commits per transaction at most (default 500). */
   readonly batchSize?: number;
-  /** Attempts of a failing batch before the projector stops in state `failed` (default 5). */
+  /**
+   * Attempts of a failing transaction (default 5): of a batch before its commits are applied one at a time, and
+   * of a single commit before it is parked or, when the database itself fails, before the projector fails.
+   */
   readonly maxAttempts?: number;
 }
 
@@ -62,15 +100,22 @@ export interface ProjectorOptions {
  * Creates a projector. Each batch of commits and the checkpoint (the last commit's sequence) are written in one
  * SQLite transaction, so a crash at any point neither loses a commit nor applies one twice: on start the
  * projector reads from the checkpoint on. A batch gathers what arrived in one turn of the event loop, up to
- * `batchSize`. A batch that throws is rolled back and retried with backoff; after `maxAttempts` the projector
- * stops, in state `failed`, with the error in its status and in the log, at the last good checkpoint.
+ * `batchSize`.
+ *
+ * A batch that throws is rolled back and retried with backoff. After `maxAttempts` its commits are applied one
+ * per transaction up to the one that fails; that one is retried alone, `maxAttempts` times, then parked as the
+ * projection's {@link PoisonPolicy} says. Errors that are not the commit's fault are never parked: the projector
+ * stops in state `failed` at its last checkpoint, with the error in its status and in the log, when another
+ * projector moved the checkpoint (at once) or SQLite keeps failing for the environment (busy, I/O, disk full…).
  */
 export function createProjector(options: ProjectorOptions): Projector {
   const { store, db, projection, log } = options;
   const batchSize = options.batchSize ?? 500;
   const maxAttempts = options.maxAttempts ?? 5;
+  const skipPoison = projection.onPoison === "skip";
   projection.migrate(db);
   const apply = projection.prepare(db);
+  const parking = createParking(db, projection.name);
   db.prepare("INSERT OR IGNORE INTO projection_checkpoints (projection, position, updated_at) VALUES (?, 0, ?)").run(
     projection.name,
     new Date().toISOString(),
@@ -83,14 +128,25 @@ export function createProjector(options: ProjectorOptions): Projector {
   const moveCheckpoint = db.prepare<[number, string, string, number]>(
     "UPDATE projection_checkpoints SET position = ?, updated_at = ? WHERE projection = ? AND position = ?",
   );
-  const applyBatch = db.transaction((commits: readonly StoredCommit[], from: number) => {
-    const last = commits[commits.length - 1];
-    if (last === undefined) return;
-    // First, so that a second writer stops on the moved checkpoint, not on whatever its commits would break.
-    if (moveCheckpoint.run(last.seq, new Date().toISOString(), projection.name, from).changes !== 1) {
+  const casCheckpoint = (to: number, from: number): void => {
+    if (moveCheckpoint.run(to, new Date().toISOString(), projection.name, from).changes !== 1) {
       throw new CheckpointMoved(projection.name, from);
     }
+  };
+  /** Applies `commits` after the checkpoint `from`; returns how many parked rows they resolved. */
+  const applyBatch = db.transaction((commits: readonly StoredCommit[], from: number): number => {
+    const last = commits[commits.length - 1];
+    if (last === undefined) return 0;
+    // First, so that a second writer stops on the moved checkpoint, not on whatever its commits would break.
+    casCheckpoint(last.seq, from);
     for (const commit of commits) apply(commit);
+    // A commit parked by policy "stop" and now applied is no longer parked.
+    return parkedAhead > 0 ? parking.clear(from + 1, last.seq) : 0;
+  });
+  /** Parks `commit`; moves the checkpoint past it when `to` is its sequence, checks it is still `from` always. */
+  const parkCommit = db.transaction((commit: StoredCommit, error: string, attempts: number, to: number, from: number) => {
+    casCheckpoint(to, from);
+    parking.park(commit, error, attempts);
   });
 
   let state: ProjectorStatus["state"] = "stopped";
@@ -98,8 +154,13 @@ export function createProjector(options: ProjectorOptions): Projector {
   let position = Number(readCheckpoint.get(projection.name)?.position ?? 0n);
   let commitsApplied = 0;
   let batches = 0;
+  let parked = parking.count();
+  // Parked rows after the checkpoint (left by policy "stop"): while there are any, batches clear what they apply.
+  let parkedAhead = 0;
   let running: Promise<void> | undefined;
+  let abort = new AbortController();
   const waiters = new Set<{ position: number; resolve: (reached: boolean) => void }>();
+  const rate = createRate();
 
   const advanced = (): void => {
     for (const w of waiters) {
@@ -110,33 +171,152 @@ export function createProjector(options: ProjectorOptions): Projector {
     }
   };
 
-  /** Applies `commits`, retrying with backoff; false when it gave up. */
-  const flush = async (commits: StoredCommit[]): Promise<boolean> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        applyBatch(commits, position);
-        break;
-      } catch (err) {
-        const first = commits[0]?.seq;
-        if (attempt >= maxAttempts || err instanceof CheckpointMoved) {
-          error = `${(err as Error).message} (commits ${first}..${commits[commits.length - 1]?.seq})`;
-          log.error({ err, projection: projection.name, from: first }, "projection failed; stopped at its checkpoint");
-          return false;
+  // The stream's head, for `lag`: one request a second at most, whoever asks.
+  let head = 0;
+  let headReadAt = -Infinity;
+  let headReading = false;
+  let headFailing = false;
+  let headTimer: NodeJS.Timeout | undefined;
+  const refreshHead = (): void => {
+    const now = Date.now();
+    if (headReading || now - headReadAt < 1000) return;
+    headReadAt = now;
+    headReading = true;
+    store.head().then(
+      (h) => {
+        head = Math.max(head, h);
+        if (headFailing) log.info({ projection: projection.name, head }, "the stream's head can be read again");
+        headFailing = false;
+      },
+      (err: unknown) => {
+        // Once per outage, not once a second; the status keeps the last head it knew.
+        if (!headFailing && state === "running") {
+          log.warn({ err, projection: projection.name }, "the stream's head cannot be read; lag is stale");
         }
-        log.warn({ err, projection: projection.name, attempt, from: first }, "projection batch failed; retrying");
-        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        headFailing = true;
+      },
+    ).finally(() => {
+      headReading = false;
+    });
+  };
+  const tickHead = (): void => {
+    refreshHead();
+    headTimer = setTimeout(tickHead, Math.max(1, headReadAt + 1000 - Date.now())).unref();
+  };
+
+  const stopping = (): boolean => abort.signal.aborted;
+  /** Waits `ms`, or less when the projector is stopped meanwhile. */
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const { signal } = abort;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+    });
+
+  /**
+   * Applies `commits` in one transaction, retrying with backoff: "applied"; "stopping" when stop() came during
+   * the retries; or the last error and the attempts made.
+   */
+  const attempt = async (
+    commits: readonly StoredCommit[],
+  ): Promise<"applied" | "stopping" | { readonly err: unknown; readonly attempts: number }> => {
+    const first = commits[0]?.seq;
+    const last = commits[commits.length - 1]?.seq ?? position;
+    for (let n = 1; ; n++) {
+      try {
+        const cleared = applyBatch(commits, position);
+        commitsApplied += commits.length;
+        batches++;
+        rate.add(commits.length);
+        position = last;
+        if (cleared > 0) {
+          parkedAhead -= cleared;
+          parked = parking.count();
+          log.info({ projection: projection.name, from: first, to: last, cleared }, "parked commits applied after all");
+        }
+        advanced();
+        refreshHead();
+        return "applied";
+      } catch (err) {
+        if (err instanceof CheckpointMoved || n >= maxAttempts) return { err, attempts: n };
+        // Stopping: the checkpoint is where it was; the next start tries again, backoff and all.
+        if (stopping()) {
+          log.warn({ err, projection: projection.name, from: first, to: last }, "projection batch failed while stopping");
+          return "stopping";
+        }
+        log.warn({ err, projection: projection.name, attempt: n, from: first, to: last }, "projection batch failed; retrying");
+        await pause(50 * 2 ** n);
+        if (stopping()) return "stopping";
       }
     }
-    commitsApplied += commits.length;
-    batches++;
-    position = commits[commits.length - 1]?.seq ?? position;
+  };
+
+  /** Stops in state `failed` for `err`, which is no commit's fault; returns false. */
+  const failWith = (err: unknown, commits: readonly StoredCommit[]): false => {
+    state = "failed";
+    error = `${describe(err)} (commits ${commits[0]?.seq}..${commits[commits.length - 1]?.seq})`;
+    log.error({ err, projection: projection.name, from: commits[0]?.seq }, "projection failed; stopped at its checkpoint");
+    return false;
+  };
+
+  /** Parks `commit` as the policy says; true when the projector goes on past it. */
+  const park = (commit: StoredCommit, err: unknown, attempts: number): boolean => {
+    const why = describe(err);
+    try {
+      parkCommit(commit, why, attempts, skipPoison ? commit.seq : position, position);
+    } catch (parkErr) {
+      return failWith(parkErr, [commit]);
+    }
+    parked = parking.count();
+    log.error(
+      { err, projection: projection.name, position: commit.seq, subject: commit.subject, attempts, onPoison: skipPoison ? "skip" : "stop" },
+      skipPoison ? "poison commit parked and skipped" : "poison commit parked; projector stopped before it",
+    );
+    if (!skipPoison) {
+      state = "stopped-on-poison";
+      error = `commit ${commit.seq} on ${commit.subject} is parked: ${why}`;
+      return false;
+    }
+    position = commit.seq;
+    parkedAhead = parking.countAfter(position);
     advanced();
+    refreshHead();
     return true;
   };
 
-  let abort = new AbortController();
-  const run = async (): Promise<void> => {
-    const commits = store.follow({ fromSeq: position + 1, signal: abort.signal });
+  /** Applies `commits`; false when the projector must stop (its state says why, unless it is stopping). */
+  const flush = async (commits: readonly StoredCommit[]): Promise<boolean> => {
+    const only = commits[0];
+    if (only === undefined) return true;
+    const tried = await attempt(commits);
+    if (tried === "applied") return true;
+    if (tried === "stopping") return false;
+    if (!isCommitsFault(tried.err)) return failWith(tried.err, commits);
+    if (commits.length === 1) return park(only, tried.err, tried.attempts);
+    log.warn(
+      { err: tried.err, projection: projection.name, from: only.seq, to: commits[commits.length - 1]?.seq },
+      "projection batch keeps failing; applying its commits one at a time to find the one at fault",
+    );
+    for (const [i, commit] of commits.entries()) {
+      const alone = await attempt([commit]);
+      if (alone === "applied") continue;
+      if (alone === "stopping") return false;
+      if (!isCommitsFault(alone.err)) return failWith(alone.err, [commit]);
+      if (!park(commit, alone.err, alone.attempts)) return false;
+      // Past the poison commit: the rest goes back to one transaction.
+      return flush(commits.slice(i + 1));
+    }
+    return true; // it failed as a batch only: every commit has now been applied on its own
+  };
+
+  // `run` keeps its own controller: a run that has just stopped must not abort the one a quick start() began.
+  const run = async (ctl: AbortController): Promise<void> => {
+    const commits = store.follow({ fromSeq: position + 1, signal: ctl.signal });
     let buffer: StoredCommit[] = [];
     let turn: Promise<"turn"> | undefined;
     // Commits already delivered resolve the iterator without I/O: by the end of the turn they are all here.
@@ -159,23 +339,19 @@ export function createProjector(options: ProjectorOptions): Projector {
       const got = buffer.length === 0 ? await next : await Promise.race([next, endOfTurn()]);
       if (got === "turn") {
         if (await drain()) continue;
-        fail();
+        ctl.abort();
         return;
       }
       if (got.done === true) break;
       buffer.push(got.value);
       if (buffer.length >= batchSize && !(await drain())) {
-        fail();
+        ctl.abort();
         return;
       }
       next = commits.next();
     }
     // Stopped: what arrived before the stop is applied, so that the checkpoint is as far as it can be.
-    if (!(await drain())) fail();
-  };
-  const fail = (): void => {
-    state = "failed";
-    abort.abort();
+    await drain();
   };
 
   return {
@@ -183,15 +359,25 @@ export function createProjector(options: ProjectorOptions): Projector {
       if (state === "running") return;
       state = "running";
       error = undefined;
-      abort = new AbortController();
-      running = run().then(
+      const ctl = (abort = new AbortController());
+      parked = parking.count();
+      parkedAhead = parking.countAfter(position);
+      rate.reset();
+      clearTimeout(headTimer);
+      tickHead();
+      // What a run does once it ends is for the latest run only.
+      running = run(ctl).then(
         () => {
+          if (abort !== ctl) return;
+          clearTimeout(headTimer);
           if (state === "running") state = "stopped";
         },
         (err: unknown) => {
-          state = "failed";
-          error = (err as Error).message;
           log.error({ err, projection: projection.name }, "projection stopped: the stream could not be read");
+          if (abort !== ctl) return;
+          clearTimeout(headTimer);
+          state = "failed";
+          error = describe(err);
         },
       );
     },
@@ -206,8 +392,12 @@ export function createProjector(options: ProjectorOptions): Projector {
       projection: projection.name,
       state,
       position,
+      head,
+      lag: Math.max(0, head - position),
+      commitsPerSecond: rate.perSecond(),
       commitsApplied,
       batches,
+      parked,
       ...(error === undefined ? {} : { error }),
     }),
 
@@ -231,4 +421,67 @@ export class CheckpointMoved extends Error {
     super(`the checkpoint of ${projection} is no longer at ${expected}: another projector writes this read model`);
     this.name = "CheckpointMoved";
   }
+}
+
+// SQLite's primary result codes that say the database or its host is failing, whatever the commit: parking a
+// commit for them would skip good commits (a full disk must stop the projector, not empty the read model).
+const environmentalCodes = new Set([
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  "SQLITE_NOMEM",
+  "SQLITE_READONLY",
+  "SQLITE_INTERRUPT",
+  "SQLITE_IOERR",
+  "SQLITE_CORRUPT",
+  "SQLITE_FULL",
+  "SQLITE_CANTOPEN",
+  "SQLITE_PROTOCOL",
+  "SQLITE_NOLFS",
+  "SQLITE_AUTH",
+  "SQLITE_NOTADB",
+  "SQLITE_PERM",
+]);
+
+/** True when `err` may be the commit's fault: anything but a moved checkpoint or a failing database. */
+function isCommitsFault(err: unknown): boolean {
+  if (err instanceof CheckpointMoved) return false;
+  if (!(err instanceof Database.SqliteError)) return true;
+  // Extended codes (SQLITE_IOERR_WRITE, SQLITE_BUSY_SNAPSHOT…) start with their primary code.
+  return !environmentalCodes.has(/^SQLITE_[A-Z]+/.exec(err.code)?.[0] ?? "");
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Commits per second over a window of whole clock seconds; see {@link ProjectorStatus.commitsPerSecond}. */
+function createRate(windowSeconds = 5): { add(n: number): void; perSecond(): number; reset(): void } {
+  const slots = windowSeconds + 1; // the window's whole seconds and the current one
+  const second = new Array<number>(slots).fill(-1);
+  const count = new Array<number>(slots).fill(0);
+  let since = Date.now();
+  return {
+    add(n) {
+      const now = Math.floor(Date.now() / 1000);
+      const slot = now % slots;
+      if (second[slot] !== now) {
+        second[slot] = now;
+        count[slot] = 0;
+      }
+      count[slot] = (count[slot] ?? 0) + n;
+    },
+    perSecond() {
+      const nowMs = Date.now();
+      const now = Math.floor(nowMs / 1000);
+      let sum = 0;
+      for (let i = 0; i < slots; i++) if ((second[i] ?? -1) >= now - windowSeconds) sum += count[i] ?? 0;
+      const from = Math.max((now - windowSeconds) * 1000, since);
+      return Math.round((sum * 10_000) / Math.max(1000, nowMs - from)) / 10;
+    },
+    reset() {
+      second.fill(-1);
+      count.fill(0);
+      since = Date.now();
+    },
+  };
 }

@@ -4,7 +4,8 @@ import Database from "better-sqlite3";
 export type ReadModelDb = Database.Database;
 
 /**
- * Opens (creating it when missing) the SQLite file that holds read models and their checkpoints.
+ * Opens (creating it when missing) the SQLite file that holds read models, their checkpoints and the commits
+ * that projections could not apply (`parked_commits`, read with `listParked`).
  *
  * WAL lets queries read while a projector writes. `synchronous = NORMAL` keeps every committed transaction
  * across a process crash; a power loss may drop the last few, which is safe because each transaction carries
@@ -21,6 +22,20 @@ export function openReadModelDb(file: string): ReadModelDb {
     projection TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
     updated_at TEXT NOT NULL
+  ) STRICT`);
+  // One row per commit a projection gave up on: what it was (subject, event types, the commit itself), why
+  // (the last error) and how hard it was tried. See parked.ts.
+  db.exec(`CREATE TABLE IF NOT EXISTS parked_commits (
+    projection TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    commit_bytes BLOB NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    parked_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (projection, position)
   ) STRICT`);
   return db;
 }
