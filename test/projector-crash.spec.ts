@@ -1,22 +1,19 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
 import { clients, startTestApp } from "./harness/app.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
+import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
 import { artworkTraffic, artworksFromReadModel, artworksFromStream, provenanceFromReadModel, provenanceFromStream } from "./harness/artworks.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 let nats: TestNats;
 let app: App;
 let dir: string;
-const workers = new Set<ChildProcess>();
 
 beforeAll(async () => {
   nats = await startTestNats();
@@ -24,30 +21,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "foldline-projector-crash-"));
 });
 afterAll(async () => {
-  for (const w of workers) w.kill("SIGKILL");
+  killProjectorWorkers();
   await app.close();
   await nats.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts `npm run projector`'s program as a process of its own. */
-function startWorker(database: string): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "projector-main.ts"], {
-    cwd: root,
-    env: { ...process.env, NATS_URL: nats.url, DATA_DIR: dir, READ_MODEL_DB: database, PROJECTOR_BATCH_SIZE: "40" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  workers.add(child);
-  child.once("exit", () => workers.delete(child));
-  return child;
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
+/** Starts `npm run projector`'s program as a process of its own, on `database`. */
+const startWorker = (database: string): ProjectorWorker =>
+  startProjectorWorker({ NATS_URL: nats.url, DATA_DIR: dir, READ_MODEL_DB: database, PROJECTOR_BATCH_SIZE: "40" });
 
 describe("a projector worker killed outright", () => {
   it("applies every commit exactly once to every read model across 5 kills and restarts", async () => {
@@ -71,7 +53,7 @@ describe("a projector worker killed outright", () => {
         await sleep(10);
       }
       await sleep(Math.floor(Math.random() * 150));
-      await kill(worker);
+      await worker.kill();
       killedAt.push(checkpoint());
       worker = startWorker(database);
     }
@@ -94,7 +76,7 @@ describe("a projector worker killed outright", () => {
       expect(provenanceFromReadModel(db)).toEqual(await provenanceFromStream(app.streams.store));
     } finally {
       db.close();
-      await kill(worker);
+      await worker.kill();
     }
   });
 });
