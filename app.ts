@@ -80,11 +80,12 @@ export async function startApp(
       }
     }
     const readModelDb = db;
+    const marketplaceKv = await kvm.open(marketplaceBucket.name);
     const kvProjectors: KvProjector[] = [];
     if (config.projections.embedded) {
       const kvProjector = createKvProjector({
         store: streams.store,
-        kv: await kvm.open(marketplaceBucket.name),
+        kv: marketplaceKv,
         projection: artworkKvProjection,
         lease: createLease({
           kv: await kvm.open(leasesBucket),
@@ -122,7 +123,7 @@ export async function startApp(
       routes: (router) => {
         health.register(router);
         registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
-        registerQueries(router, reader);
+        registerQueries(router, reader, marketplaceKv);
         registerSql(router, sql);
       },
       interceptors: [errorInterceptor(log)],

@@ -1,7 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code } from "@connectrpc/connect";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
@@ -68,6 +70,32 @@ describe("the artworks KV read model", () => {
     } finally {
       db.close();
     }
+  });
+
+  it("answers GetRoyaltyInfo from KV, reading its own writes", async () => {
+    const c = clients(app.url);
+    const artworkId = `roy-${randomUUID().slice(0, 8)}`;
+    const minted = await c.artwork.mintArtwork({
+      metadata: { commandId: randomUUID(), actor: "ann" },
+      artworkId,
+      artistId: "ann",
+      title: "Royal",
+      contentHash: "sha256:ab",
+      royaltySplit: [{ recipientId: "ann", basisPoints: 1_000 }],
+    });
+    const first = await c.queries.getRoyaltyInfo({ artworkId, minPosition: minted.result?.position ?? 0n });
+    expect(first).toMatchObject({ artworkId, artistId: "ann", royaltySplit: [{ recipientId: "ann", basisPoints: 1_000 }] });
+    expect(first.position).toBeGreaterThanOrEqual(minted.result?.position ?? 0n);
+    for (let i = 1; i <= 20; i++) {
+      const royaltySplit = [{ recipientId: "ann", basisPoints: 1_000 - i }, { recipientId: `r${i}`, basisPoints: i }];
+      const set = await c.artwork.setRoyaltySplit({ metadata: { commandId: randomUUID(), actor: "ann" }, artworkId, royaltySplit });
+      const info = await c.queries.getRoyaltyInfo({ artworkId, minPosition: set.result?.position ?? 0n });
+      expect(info.royaltySplit.map((s) => ({ recipientId: s.recipientId, basisPoints: s.basisPoints }))).toEqual(royaltySplit);
+    }
+    await expect(c.queries.getRoyaltyInfo({ artworkId: "never-minted" })).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(c.queries.getRoyaltyInfo({ artworkId, minPosition: 1n << 40n }, { timeoutMs: 200 })).rejects.toMatchObject({
+      code: Code.DeadlineExceeded,
+    });
   });
 
   it("has one writer at a time: a second projector stands by until the first stops", async () => {

@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import type { KV } from "@nats-io/kv";
 import { RoyaltyShareSchema } from "../gen/foldline/marketplace/v1/events_pb.js";
 import {
   ArtworkViewSchema,
@@ -13,9 +14,11 @@ import {
 } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { InvalidRequest } from "../commands/errors.js";
 import { requireId } from "../commands/request-fields.js";
-import { NotInReadModel } from "./errors.js";
+import { unavailableOr } from "../streams/nats-errors.js";
+import { NotInReadModel, ReadModelBehind } from "./errors.js";
 import type { AtPosition, ReadModelReader } from "./read-model-reader.js";
 import type { ReadModelDb } from "./read-model-db.js";
+import { artworkKvProjection } from "./read-models/artwork-kv.js";
 
 /** The longest a query waits for its read model to reach the position it asked for. */
 const maxWaitMs = 10_000;
@@ -57,8 +60,8 @@ interface ProvenanceRow {
   readonly at: string;
 }
 
-/** Registers QueryService, answered by `reader` from the read models. */
-export function registerQueries(router: ConnectRouter, reader: ReadModelReader): void {
+/** Registers QueryService, answered by `reader` from the SQLite read models and from `kv`, the KV read models. */
+export function registerQueries(router: ConnectRouter, reader: ReadModelReader, kv: KV): void {
   /** Reads `projection` at `position` or later, within the call's time. */
   const read = <T>(
     projection: string,
@@ -144,7 +147,41 @@ export function registerQueries(router: ConnectRouter, reader: ReadModelReader):
         ),
       };
     },
+
+    async getRoyaltyInfo(req, context) {
+      const artworkId = requireId("artwork_id", req.artworkId);
+      const wanted = minPosition(req.minPosition);
+      const started = Date.now();
+      const deadline = started + waitBudget(context);
+      // The projector writes an artwork's entries before the checkpoint that covers them: entries read after the
+      // checkpoint reflect at least its position.
+      let position = await kvCheckpoint(kv);
+      while (position < wanted) {
+        if (Date.now() >= deadline) throw new ReadModelBehind("artworks (KV)", position, wanted, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        position = await kvCheckpoint(kv);
+      }
+      const [artist, royalty] = await Promise.all([
+        kvJson<{ artistId: string }>(kv, `artwork.${artworkId}.artist`),
+        kvJson<{ royaltySplit: { recipientId: string; basisPoints: number }[] }>(kv, `artwork.${artworkId}.royalty`),
+      ]);
+      if (artist === undefined || royalty === undefined) throw new NotInReadModel(`artwork ${artworkId}`, position);
+      return { artworkId, artistId: artist.artistId, royaltySplit: royalty.royaltySplit, position: BigInt(position) };
+    },
   });
+}
+
+async function kvJson<T>(kv: KV, key: string): Promise<T | undefined> {
+  try {
+    const entry = await kv.get(key);
+    return entry === null || entry.operation !== "PUT" ? undefined : entry.json<T>();
+  } catch (err) {
+    throw unavailableOr(err, `a read of ${key}`);
+  }
+}
+
+async function kvCheckpoint(kv: KV): Promise<number> {
+  return (await kvJson<{ position: number }>(kv, `checkpoint.${artworkKvProjection.name}`))?.position ?? 0;
 }
 
 function artworkView(row: ArtworkRow): ArtworkView {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file foldline/marketplace/v1/query_service.proto.
  */
 export const file_foldline_marketplace_v1_query_service: GenFile = /*@__PURE__*/
-  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEIj0KEUdldEFydHdvcmtSZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIl0KEkdldEFydHdvcmtSZXNwb25zZRI1CgdhcnR3b3JrGAEgASgLMiQuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQXJ0d29ya1ZpZXcSEAoIcG9zaXRpb24YAiABKAQiyAIKC0FydHdvcmtWaWV3EhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEhAKCG93bmVyX2lkGAMgASgJEg0KBXRpdGxlGAQgASgJEhQKDGNvbnRlbnRfaGFzaBgFIAEoCRI8Cg1yb3lhbHR5X3NwbGl0GAYgAygLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUm95YWx0eVNoYXJlEh8KEmxpc3RlZF9wcmljZV9jZW50cxgHIAEoA0gAiAEBEg4KBmJ1cm5lZBgIIAEoCBItCgltaW50ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAQSFQoNbGFzdF9wb3NpdGlvbhgLIAEoBEIVChNfbGlzdGVkX3ByaWNlX2NlbnRzIoUBChNMaXN0QXJ0d29ya3NSZXF1ZXN0EhIKCG93bmVyX2lkGAEgASgJSAASEwoJYXJ0aXN0X2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEQggKBmZpbHRlciJ5ChRMaXN0QXJ0d29ya3NSZXNwb25zZRI2CghhcnR3b3JrcxgBIAMoCzIkLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkFydHdvcmtWaWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIQCghwb3NpdGlvbhgDIAEoBCJAChRHZXRQcm92ZW5hbmNlUmVxdWVzdBISCgphcnR3b3JrX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJkChVHZXRQcm92ZW5hbmNlUmVzcG9uc2USOQoHY2hhbmdlcxgBIAMoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLk93bmVyc2hpcENoYW5nZRIQCghwb3NpdGlvbhgCIAEoBCKIAQoPT3duZXJzaGlwQ2hhbmdlEhAKCHBvc2l0aW9uGAEgASgEEg8KB3ZlcnNpb24YAiABKAQSFQoNZnJvbV9vd25lcl9pZBgDIAEoCRITCgt0b19vd25lcl9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAytgMKDFF1ZXJ5U2VydmljZRJiCglHZXRXYWxsZXQSKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRXYWxsZXRSZXF1ZXN0GiouZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVzcG9uc2USZQoKR2V0QXJ0d29yaxIqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldEFydHdvcmtSZXF1ZXN0GisuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0QXJ0d29ya1Jlc3BvbnNlEmsKDExpc3RBcnR3b3JrcxIsLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkxpc3RBcnR3b3Jrc1JlcXVlc3QaLS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5MaXN0QXJ0d29ya3NSZXNwb25zZRJuCg1HZXRQcm92ZW5hbmNlEi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0UHJvdmVuYW5jZVJlcXVlc3QaLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRQcm92ZW5hbmNlUmVzcG9uc2ViBnByb3RvMw", [file_foldline_marketplace_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEIj0KEUdldEFydHdvcmtSZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIl0KEkdldEFydHdvcmtSZXNwb25zZRI1CgdhcnR3b3JrGAEgASgLMiQuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQXJ0d29ya1ZpZXcSEAoIcG9zaXRpb24YAiABKAQiyAIKC0FydHdvcmtWaWV3EhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEhAKCG93bmVyX2lkGAMgASgJEg0KBXRpdGxlGAQgASgJEhQKDGNvbnRlbnRfaGFzaBgFIAEoCRI8Cg1yb3lhbHR5X3NwbGl0GAYgAygLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUm95YWx0eVNoYXJlEh8KEmxpc3RlZF9wcmljZV9jZW50cxgHIAEoA0gAiAEBEg4KBmJ1cm5lZBgIIAEoCBItCgltaW50ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAQSFQoNbGFzdF9wb3NpdGlvbhgLIAEoBEIVChNfbGlzdGVkX3ByaWNlX2NlbnRzIoUBChNMaXN0QXJ0d29ya3NSZXF1ZXN0EhIKCG93bmVyX2lkGAEgASgJSAASEwoJYXJ0aXN0X2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEQggKBmZpbHRlciJ5ChRMaXN0QXJ0d29ya3NSZXNwb25zZRI2CghhcnR3b3JrcxgBIAMoCzIkLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkFydHdvcmtWaWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIQCghwb3NpdGlvbhgDIAEoBCJAChRHZXRQcm92ZW5hbmNlUmVxdWVzdBISCgphcnR3b3JrX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJkChVHZXRQcm92ZW5hbmNlUmVzcG9uc2USOQoHY2hhbmdlcxgBIAMoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLk93bmVyc2hpcENoYW5nZRIQCghwb3NpdGlvbhgCIAEoBCKIAQoPT3duZXJzaGlwQ2hhbmdlEhAKCHBvc2l0aW9uGAEgASgEEg8KB3ZlcnNpb24YAiABKAQSFQoNZnJvbV9vd25lcl9pZBgDIAEoCRITCgt0b19vd25lcl9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoVR2V0Um95YWx0eUluZm9SZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIo8BChZHZXRSb3lhbHR5SW5mb1Jlc3BvbnNlEhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEjwKDXJveWFsdHlfc3BsaXQYAyADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUSEAoIcG9zaXRpb24YBCABKAQyqQQKDFF1ZXJ5U2VydmljZRJiCglHZXRXYWxsZXQSKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRXYWxsZXRSZXF1ZXN0GiouZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVzcG9uc2USZQoKR2V0QXJ0d29yaxIqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldEFydHdvcmtSZXF1ZXN0GisuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0QXJ0d29ya1Jlc3BvbnNlEmsKDExpc3RBcnR3b3JrcxIsLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkxpc3RBcnR3b3Jrc1JlcXVlc3QaLS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5MaXN0QXJ0d29ya3NSZXNwb25zZRJuCg1HZXRQcm92ZW5hbmNlEi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0UHJvdmVuYW5jZVJlcXVlc3QaLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRQcm92ZW5hbmNlUmVzcG9uc2UScQoOR2V0Um95YWx0eUluZm8SLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRSb3lhbHR5SW5mb1JlcXVlc3QaLy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRSb3lhbHR5SW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_foldline_marketplace_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * GetWalletRequest names a wallet.
@@ -468,6 +468,72 @@ export const OwnershipChangeSchema: GenMessage<OwnershipChange> = /*@__PURE__*/
   messageDesc(file_foldline_marketplace_v1_query_service, 10);
 
 /**
+ * GetRoyaltyInfoRequest names an artwork.
+ *
+ * @generated from message foldline.marketplace.v1.GetRoyaltyInfoRequest
+ */
+export type GetRoyaltyInfoRequest = Message<"foldline.marketplace.v1.GetRoyaltyInfoRequest"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * Wait until the KV read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 2;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetRoyaltyInfoRequest.
+ * Use `create(GetRoyaltyInfoRequestSchema)` to create a new message.
+ */
+export const GetRoyaltyInfoRequestSchema: GenMessage<GetRoyaltyInfoRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 11);
+
+/**
+ * GetRoyaltyInfoResponse is who is paid what on every sale of the artwork.
+ *
+ * @generated from message foldline.marketplace.v1.GetRoyaltyInfoResponse
+ */
+export type GetRoyaltyInfoResponse = Message<"foldline.marketplace.v1.GetRoyaltyInfoResponse"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * The artist, who minted the artwork.
+   *
+   * @generated from field: string artist_id = 2;
+   */
+  artistId: string;
+
+  /**
+   * The current split: recipients and their shares in basis points (10 000 = 100 %).
+   *
+   * @generated from field: repeated foldline.marketplace.v1.RoyaltyShare royalty_split = 3;
+   */
+  royaltySplit: RoyaltyShare[];
+
+  /**
+   * The stream sequence the KV read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 4;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetRoyaltyInfoResponse.
+ * Use `create(GetRoyaltyInfoResponseSchema)` to create a new message.
+ */
+export const GetRoyaltyInfoResponseSchema: GenMessage<GetRoyaltyInfoResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 12);
+
+/**
  * QueryService answers from the read models that projectors keep.
  *
  * Read your own writes: every request takes `min_position`, the `position` a command answered. The query waits
@@ -522,6 +588,16 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetProvenanceRequestSchema;
     output: typeof GetProvenanceResponseSchema;
+  },
+  /**
+   * An artwork's artist and royalty split, from the KV read model (the `marketplace` bucket), not from SQLite.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.GetRoyaltyInfo
+   */
+  getRoyaltyInfo: {
+    methodKind: "unary";
+    input: typeof GetRoyaltyInfoRequestSchema;
+    output: typeof GetRoyaltyInfoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_foldline_marketplace_v1_query_service, 0);
