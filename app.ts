@@ -14,7 +14,7 @@ import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
 import type { ProjectionsConfig } from "./projections/config.js";
 import { createProjector, type Projector } from "./projections/projector.js";
-import { registerQueries } from "./projections/query-service.js";
+import { registerQueries } from "./projections/read-models/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
 import { createSqlRunner, type SqlRunner } from "./projections/sql/sql-runner.js";

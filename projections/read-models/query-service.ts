@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { KV } from "@nats-io/kv";
-import { RoyaltyShareSchema } from "../gen/foldline/marketplace/v1/events_pb.js";
+import { RoyaltyShareSchema } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import {
   ArtworkViewSchema,
   OwnershipChangeSchema,
@@ -11,14 +11,14 @@ import {
   WalletViewSchema,
   type ArtworkView,
   type ListArtworksRequest,
-} from "../gen/foldline/marketplace/v1/query_service_pb.js";
-import { InvalidRequest } from "../commands/errors.js";
-import { requireId } from "../commands/request-fields.js";
-import { unavailableOr } from "../streams/nats-errors.js";
-import { NotInReadModel, ReadModelBehind } from "./errors.js";
-import type { AtPosition, ReadModelReader } from "./read-model-reader.js";
-import type { ReadModelDb } from "./read-model-db.js";
-import { artworkKvProjection } from "./read-models/artwork-kv.js";
+} from "../../gen/foldline/marketplace/v1/query_service_pb.js";
+import { InvalidRequest } from "../../commands/errors.js";
+import { requireId } from "../../commands/request-fields.js";
+import { unavailableOr } from "../../streams/nats-errors.js";
+import { NotInReadModel, ReadModelBehind } from "../errors.js";
+import type { AtPosition, ReadModelReader } from "../read-model-reader.js";
+import type { ReadModelDb } from "../read-model-db.js";
+import { artworkKvProjection } from "./artwork-kv.js";
 
 /** The longest a query waits for its read model to reach the position it asked for. */
 const maxWaitMs = 10_000;
