@@ -12,6 +12,7 @@ import type { App } from "../app.js";
 import { clients, startTestApp } from "../test/harness/app.js";
 import { artworkTraffic, artworksFromReadModel } from "../test/harness/artworks.js";
 import { startTestNats, type TestNats } from "../test/harness/nats.js";
+import { until } from "../test/harness/until.js";
 import { createKvProjector } from "./kv-projector.js";
 import { createLease } from "./lease.js";
 import { openReadModelDb } from "./read-model-db.js";
@@ -39,14 +40,6 @@ const kvJson = async <T>(key: string): Promise<T | undefined> => {
   const entry = await kv.get(key);
   return entry === null || entry.operation !== "PUT" ? undefined : entry.json<T>();
 };
-
-async function until(what: string, condition: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await sleep(25);
-  }
-}
 
 describe("the artworks KV read model", () => {
   it("agrees with the SQLite read model on every artwork's artist, royalty split, owner and burn", async () => {

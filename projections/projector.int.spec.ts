@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { clients, startTestApp, type Clients } from "../test/harness/app.js";
 import { startTestNats, type TestNats } from "../test/harness/nats.js";
+import { until } from "../test/harness/until.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "../test/harness/wallets.js";
 import { decodeCommit } from "../streams/commit-codec.js";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
@@ -85,7 +86,7 @@ describe("projector", () => {
     one.start();
     other.start();
     const position = await walletTraffic(c, wallets, 200);
-    await until(() => [one, other].some((p) => p.status().state === "failed"));
+    await until("one of the two fails", () => [one, other].some((p) => p.status().state === "failed"));
     const failed = [one, other].find((p) => p.status().state === "failed");
     const survivor = [one, other].find((p) => p.status().state === "running");
     expect(await survivor?.waitFor(position, 5_000)).toBe(true);
@@ -114,7 +115,7 @@ describe("projector", () => {
     const db = openReadModelDb(join(dir, "poison.sqlite"));
     const projector = createProjector({ store: app.streams.store, db, projection: failing, log, maxAttempts: 3, batchSize: 1 });
     projector.start();
-    await until(() => projector.status().state !== "running");
+    await until("the projector stops", () => projector.status().state !== "running");
     expect(attempts).toBe(3);
     const status = projector.status();
     expect(status.state).toBe("stopped-on-poison"); // the default policy parks it and stops in front of it
@@ -189,7 +190,7 @@ describe("projector, given a commit its projection cannot apply", () => {
       maxAttempts: 2,
     });
     broken.start();
-    await until(() => broken.status().state !== "running");
+    await until("the broken projector stops", () => broken.status().state !== "running");
     const stopped = broken.status();
     expect(stopped).toMatchObject({ state: "stopped-on-poison", position: poison - 1, parked: 1, head: last });
     expect(stopped.lag).toBe(last - poison + 1);
@@ -199,7 +200,7 @@ describe("projector, given a commit its projection cannot apply", () => {
     // Started again, still broken: it stops at the same place, and the same row counts the attempts.
     broken.start();
     expect(broken.status().state).toBe("running");
-    await until(() => broken.status().state !== "running");
+    await until("the broken projector stops", () => broken.status().state !== "running");
     expect(broken.status()).toMatchObject({ state: "stopped-on-poison", position: poison - 1, parked: 1 });
     expect(listParked(db, "wallets")).toMatchObject([{ position: poison, attempts: 4 }]);
 
@@ -225,7 +226,7 @@ describe("projector, given a commit its projection cannot apply", () => {
     const diskFull = walletsFailingAt(poison, "skip", () => new Database.SqliteError("database or disk is full", "SQLITE_FULL"));
     const projector = createProjector({ store: app.streams.store, db, projection: diskFull, log, maxAttempts: 2 });
     projector.start();
-    await until(() => projector.status().state !== "running");
+    await until("the projector stops", () => projector.status().state !== "running");
     const status = projector.status();
     expect(status).toMatchObject({ state: "failed", parked: 0 });
     expect(status.position).toBeLessThan(poison);
@@ -261,7 +262,7 @@ describe("projector status", () => {
     expect(busiest).toBeGreaterThan(0);
     expect(highestHead).toBeGreaterThan(0);
     expect(await projector.waitFor(last, 10_000)).toBe(true);
-    await until(() => projector.status().head === last);
+    await until("the status shows the head", () => projector.status().head === last);
     const status = projector.status();
     expect(status).toMatchObject({ state: "running", position: last, head: last, lag: 0 });
     // Never more than what it applied, over at least a second.
@@ -320,12 +321,4 @@ function inOneBurst(store: EventStore): EventStore {
       yield* store.follow({ ...options, fromSeq: next });
     },
   };
-}
-
-/** Polls `condition` every 20 ms for up to 10 s. */
-async function until(condition: () => boolean): Promise<void> {
-  for (const deadline = Date.now() + 10_000; !condition(); ) {
-    if (Date.now() > deadline) throw new Error("condition not reached in 10 s");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

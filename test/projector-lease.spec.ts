@@ -7,6 +7,7 @@ import type { App } from "../app.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
 import { clients, startTestApp } from "./harness/app.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
+import { until } from "./harness/until.js";
 import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
@@ -36,12 +37,6 @@ describe("projector workers sharing a read-model file", () => {
     const c = clients(app.url);
     const wallets = await openWallets(c, 8, "lease");
     const first = startWorker(database);
-    const until = async (what: string, condition: () => boolean): Promise<void> => {
-      for (const deadline = Date.now() + 20_000; !condition(); ) {
-        if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-        await sleep(20);
-      }
-    };
     await until("the first worker projects", () => first.logs.some((l) => l.msg === "projecting"));
     const second = startWorker(database);
     await until("the second worker stands by", () => second.logs.some((l) => l.msg === "standing by for the projector lease"));
