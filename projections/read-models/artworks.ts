@@ -4,6 +4,37 @@ import type { Projection } from "../projector.js";
 
 const subjectPrefix = "ev.artwork.";
 
+/** A row of the `artworks` table, as better-sqlite3 returns it (integers as bigint). */
+export interface ArtworkRow {
+  readonly artwork_id: string;
+  readonly artist_id: string;
+  readonly owner_id: string;
+  readonly title: string;
+  readonly content_hash: string;
+  /** JSON: `[{"recipientId","basisPoints"}]` in the split's order. */
+  readonly royalty_split: string;
+  /** Cents; null when not listed. */
+  readonly listed_price_cents: bigint | null;
+  /** 0 or 1. */
+  readonly burned: bigint;
+  /** ISO 8601, as `Date.toISOString` writes it. */
+  readonly minted_at: string;
+  readonly version: bigint;
+  readonly position: bigint;
+}
+
+/** A row of the `provenance` table: one change of owner, the mint included. */
+export interface ProvenanceRow {
+  readonly artwork_id: string;
+  readonly position: bigint;
+  readonly version: bigint;
+  /** Null for the mint. */
+  readonly from_owner_id: string | null;
+  readonly to_owner_id: string;
+  /** ISO 8601, the commit's recorded time. */
+  readonly at: string;
+}
+
 /**
  * The `artworks` read model: one row per minted artwork with its artist, owner, title, content hash, royalty
  * split (a JSON array of `{"recipientId","basisPoints"}` in the split's order), asking price (NULL when not

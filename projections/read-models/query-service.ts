@@ -19,6 +19,8 @@ import { NotInReadModel, ReadModelBehind } from "../errors.js";
 import type { AtPosition, ReadModelReader } from "../read-model-reader.js";
 import type { ReadModelDb } from "../read-model-db.js";
 import { artworkKvProjection } from "./artwork-kv.js";
+import type { ArtworkRow, ProvenanceRow } from "./artworks.js";
+import type { WalletRow } from "./wallets.js";
 
 /** The longest a query waits for its read model to reach the position it asked for. */
 const maxWaitMs = 10_000;
@@ -26,39 +28,6 @@ const maxWaitMs = 10_000;
 /** ListArtworks' page size when the request gives none, and the largest it accepts. */
 const defaultPageSize = 50;
 const maxPageSize = 100;
-
-interface WalletRow {
-  readonly wallet_id: string;
-  readonly owner_id: string;
-  readonly balance_cents: bigint;
-  readonly reserved_cents: bigint;
-  readonly version: bigint;
-  readonly position: bigint;
-}
-
-interface ArtworkRow {
-  readonly artwork_id: string;
-  readonly artist_id: string;
-  readonly owner_id: string;
-  readonly title: string;
-  readonly content_hash: string;
-  /** JSON: `[{"recipientId","basisPoints"}]` in the split's order. */
-  readonly royalty_split: string;
-  readonly listed_price_cents: bigint | null;
-  readonly burned: bigint;
-  /** ISO 8601, as `Date.toISOString` writes it. */
-  readonly minted_at: string;
-  readonly version: bigint;
-  readonly position: bigint;
-}
-
-interface ProvenanceRow {
-  readonly position: bigint;
-  readonly version: bigint;
-  readonly from_owner_id: string | null;
-  readonly to_owner_id: string;
-  readonly at: string;
-}
 
 /** Registers QueryService, answered by `reader` from the SQLite read models and from `kv`, the KV read models. */
 export function registerQueries(router: ConnectRouter, reader: ReadModelReader, kv: KV): void {
@@ -128,7 +97,7 @@ export function registerQueries(router: ConnectRouter, reader: ReadModelReader, 
         const exists = db.prepare<[string], { found: bigint }>("SELECT 1 AS found FROM artworks WHERE artwork_id = ?").get(artworkId);
         if (exists === undefined) return undefined;
         return db
-          .prepare<[string], ProvenanceRow>(
+          .prepare<[string], Omit<ProvenanceRow, "artwork_id">>(
             "SELECT position, version, from_owner_id, to_owner_id, at FROM provenance WHERE artwork_id = ? ORDER BY position",
           )
           .all(artworkId);

@@ -3,6 +3,17 @@ import type { Projection } from "../projector.js";
 
 const subjectPrefix = "ev.wallet.";
 
+/** A row of the `wallets` table, as better-sqlite3 returns it (integers as bigint). */
+export interface WalletRow {
+  readonly wallet_id: string;
+  readonly owner_id: string;
+  readonly balance_cents: bigint;
+  readonly reserved_cents: bigint;
+  readonly version: bigint;
+  /** The stream sequence of the wallet's last commit. */
+  readonly position: bigint;
+}
+
 /**
  * The `wallets` read model: one row per wallet with its balance, the part of it reserved, its version and the
  * position of its last commit; and one row per reservation with its state. Available money is

@@ -4,35 +4,13 @@ import { decodeArtworkEvent } from "../../commands/marketplace/artwork-events.js
 import { artworkDecider } from "../../domain/artwork/decider.js";
 import type { ArtworkState, RoyaltyShare } from "../../domain/artwork/types.js";
 import type { ReadModelDb } from "../../projections/read-model-db.js";
+import type { ArtworkRow, ProvenanceRow } from "../../projections/read-models/artworks.js";
 import type { EventStore } from "../../streams/event-store.js";
 import type { Clients } from "./app.js";
 
 const subjectPrefix = "ev.artwork.";
 
-/** An artwork as the `artworks` read model holds it. */
-export interface ArtworkRow {
-  readonly artwork_id: string;
-  readonly artist_id: string;
-  readonly owner_id: string;
-  readonly title: string;
-  readonly content_hash: string;
-  readonly royalty_split: string;
-  readonly listed_price_cents: bigint | null;
-  readonly burned: bigint;
-  readonly minted_at: string;
-  readonly version: bigint;
-  readonly position: bigint;
-}
-
-/** A change of owner as the `provenance` read model holds it. */
-export interface ProvenanceRow {
-  readonly artwork_id: string;
-  readonly position: bigint;
-  readonly version: bigint;
-  readonly from_owner_id: string | null;
-  readonly to_owner_id: string;
-  readonly at: string;
-}
+export type { ArtworkRow, ProvenanceRow };
 
 type Active = Extract<ArtworkState, { status: "Active" }>;
 

@@ -3,18 +3,11 @@ import { decodeWalletEvent } from "../../commands/marketplace/wallet-events.js";
 import { walletDecider } from "../../domain/wallet/decider.js";
 import type { WalletState } from "../../domain/wallet/types.js";
 import type { ReadModelDb } from "../../projections/read-model-db.js";
+import type { WalletRow } from "../../projections/read-models/wallets.js";
 import type { EventStore } from "../../streams/event-store.js";
 import type { Clients } from "./app.js";
 
-/** A wallet as the `wallets` read model holds it. */
-export interface WalletRow {
-  readonly wallet_id: string;
-  readonly owner_id: string;
-  readonly balance_cents: bigint;
-  readonly reserved_cents: bigint;
-  readonly version: bigint;
-  readonly position: bigint;
-}
+export type { WalletRow };
 
 /** Every wallet of the stream, folded by the domain itself: what the read model must equal. */
 export async function walletsFromStream(store: EventStore): Promise<WalletRow[]> {
