@@ -6,6 +6,7 @@ import {
   jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
@@ -149,6 +150,22 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   };
 
+  /** An ordered consumer of the commits on `filter` from `fromSeq` on, consuming with `readBatch` buffered. */
+  const orderedRead = async (fromSeq: number, filter: string) => {
+    try {
+      const consumer = await js.consumers.get(stream, {
+        filter_subjects: filter,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: fromSeq,
+      });
+      return { consumer, messages: await consumer.consume({ max_messages: readBatch }) };
+    } catch (err) {
+      throw unavailableOr(err, `a read of stream ${stream}`);
+    }
+  };
+  const fromMessage = (m: JsMsg): StoredCommit =>
+    toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
+
   async function* readAll(read: ReadAllOptions = {}): AsyncGenerator<StoredCommit> {
     const filter = read.subjectFilter ?? eventSubjects;
     const end = read.toSeq ?? (await head());
@@ -158,17 +175,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     const first = await directGet({ seq: from, next_by_subj: filter });
     if (first === undefined || first.seq > end) return;
 
-    let consumer, messages;
-    try {
-      consumer = await js.consumers.get(stream, {
-        filter_subjects: filter,
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: first.seq,
-      });
-      messages = await consumer.consume({ max_messages: readBatch });
-    } catch (err) {
-      throw unavailableOr(err, `a read of stream ${stream}`);
-    }
+    const { consumer, messages } = await orderedRead(first.seq, filter);
     const iterator = messages[Symbol.asyncIterator]();
     let failed = false as boolean; // set inside the loop; widened so that `finally` reads it
     try {
@@ -183,7 +190,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
         if (next.done === true) throw new UnavailableError(`the read of stream ${stream} ended early`);
         const m = next.value;
         if (m.seq > end) return;
-        yield toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
+        yield fromMessage(m);
         // `pending` counts the matching messages after this one: none left means the read is complete.
         if (m.seq >= end || m.info.pending === 0) return;
       }
@@ -200,25 +207,13 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     read: { readonly fromSeq?: number; readonly subjectFilter?: string; readonly signal?: AbortSignal } = {},
   ): AsyncGenerator<StoredCommit> {
     if (read.signal?.aborted === true) return;
-    let consumer, messages;
-    try {
-      consumer = await js.consumers.get(stream, {
-        filter_subjects: read.subjectFilter ?? eventSubjects,
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: Math.max(1, read.fromSeq ?? 1),
-      });
-      messages = await consumer.consume({ max_messages: readBatch });
-    } catch (err) {
-      throw unavailableOr(err, `a read of stream ${stream}`);
-    }
+    const { consumer, messages } = await orderedRead(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects);
     const stop = (): void => {
       messages.stop();
     };
     read.signal?.addEventListener("abort", stop, { once: true });
     try {
-      for await (const m of messages) {
-        yield toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
-      }
+      for await (const m of messages) yield fromMessage(m);
     } finally {
       read.signal?.removeEventListener("abort", stop);
       messages.stop();
