@@ -38,7 +38,7 @@ import { readModels } from "../projections/read-models/all.js";
 import { loadStreamsConfig } from "../streams/config.js";
 import type { EventRecord } from "../streams/commit-codec.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
-import { runGrpcLoad } from "./grpc-load.js";
+import { runGrpcLoad, type GrpcLoadOptions } from "./grpc-load.js";
 import { envInt, percentile, round, sorted } from "./measure.js";
 import type { Emit } from "./run.js";
 
@@ -186,30 +186,24 @@ async function freshness(app: App, emit: Emit): Promise<void> {
   const ids = Array.from({ length: 64 }, (_, i) => `fresh-${i}-${randomUUID().slice(0, 8)}`);
   await Promise.all(ids.map((walletId) => wallet.openWallet({ metadata: { commandId: randomUUID() }, walletId, ownerId: "bench" })));
   const placeholder = "00000000-0000-4000-8000-000000000000";
-  const capacity = await runGrpcLoad({
+  const deposits: GrpcLoadOptions = {
     url: app.url,
     path: "/foldline.marketplace.v1.WalletService/Deposit",
     mode: "unary",
-    templates: ids.map((walletId) => toBinary(DepositRequestSchema, create(DepositRequestSchema, { metadata: { commandId: placeholder }, walletId, amountCents: 1n }))),
+    templates: ids.map((walletId) =>
+      toBinary(DepositRequestSchema, create(DepositRequestSchema, { metadata: { commandId: placeholder }, walletId, amountCents: 1n })),
+    ),
     placeholder,
     concurrency: 64,
     durationMs: 2_000,
-  });
+  };
+  const capacity = await runGrpcLoad(deposits);
   const rate = capacity.perSecond / 2;
   log(`freshness: unary capacity ${capacity.perSecond.toFixed(0)}/s; loading at ${rate.toFixed(0)}/s`);
 
   // The load, paced at half the capacity, from the load generator's process; beside it, a probe in this process
   // sends a deposit every 20 ms and times, from its acknowledgement, the query that waits for its position.
-  const load = runGrpcLoad({
-    url: app.url,
-    path: "/foldline.marketplace.v1.WalletService/Deposit",
-    mode: "unary",
-    templates: ids.map((walletId) => toBinary(DepositRequestSchema, create(DepositRequestSchema, { metadata: { commandId: placeholder }, walletId, amountCents: 1n }))),
-    placeholder,
-    concurrency: 64,
-    ratePerSecond: rate,
-    durationMs: freshnessMs,
-  });
+  const load = runGrpcLoad({ ...deposits, ratePerSecond: rate, durationMs: freshnessMs });
   const probeWallet = `fresh-probe-${randomUUID().slice(0, 8)}`;
   await wallet.openWallet({ metadata: { commandId: randomUUID() }, walletId: probeWallet, ownerId: "bench" });
   await new Promise((resolve) => setTimeout(resolve, 1_000)); // the load generator's warm-up
