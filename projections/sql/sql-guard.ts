@@ -35,7 +35,7 @@ const refusedKeywords: Readonly<Record<string, string>> = {
   DETACH: "DETACH is refused: a query cannot change the databases of its connection",
   PRAGMA:
     "PRAGMA is refused, even a PRAGMA that only reads, because pragmas can change the connection's settings; " +
-    "read a pragma through its table-valued function in a SELECT instead, e.g. SELECT * FROM pragma_table_info('wallets')",
+    "read a pragma through its table-valued function in a SELECT instead, e.g. SELECT * FROM pragma_table_info('projection_checkpoints')",
   VACUUM: "VACUUM is refused: it rewrites the database, or writes a copy of it to a file (VACUUM INTO)",
   REINDEX: "REINDEX is refused: it rebuilds indexes, which writes to the database",
   ANALYZE: "ANALYZE is refused: it writes statistics into the database",
