@@ -94,6 +94,13 @@ export interface ProjectorOptions {
    * of a single commit before it is parked or, when the database itself fails, before the projector fails.
    */
   readonly maxAttempts?: number;
+  /**
+   * The last stream sequence to apply: the projector applies the commits up to it and no further, then stops by
+   * itself (state `stopped`, position `until`, or the last commit before it when that sequence holds no commit of
+   * the stream, say a deleted one). Unset, it follows the stream without end. Rebuilds use it to bring a read
+   * model to an exact position.
+   */
+  readonly until?: number;
 }
 
 /**
@@ -112,6 +119,7 @@ export function createProjector(options: ProjectorOptions): Projector {
   const { store, db, projection, log } = options;
   const batchSize = options.batchSize ?? 500;
   const maxAttempts = options.maxAttempts ?? 5;
+  const until = options.until ?? Number.POSITIVE_INFINITY;
   const skipPoison = projection.onPoison === "skip";
   projection.migrate(db);
   const apply = projection.prepare(db);
@@ -316,6 +324,7 @@ export function createProjector(options: ProjectorOptions): Projector {
 
   // `run` keeps its own controller: a run that has just stopped must not abort the one a quick start() began.
   const run = async (ctl: AbortController): Promise<void> => {
+    if (position >= until) return;
     const commits = store.follow({ fromSeq: position + 1, signal: ctl.signal });
     let buffer: StoredCommit[] = [];
     let turn: Promise<"turn"> | undefined;
@@ -343,15 +352,19 @@ export function createProjector(options: ProjectorOptions): Projector {
         return;
       }
       if (got.done === true) break;
+      if (got.value.seq > until) break;
       buffer.push(got.value);
+      if (got.value.seq === until) break;
       if (buffer.length >= batchSize && !(await drain())) {
         ctl.abort();
         return;
       }
       next = commits.next();
     }
-    // Stopped: what arrived before the stop is applied, so that the checkpoint is as far as it can be.
+    // Stopped, or at `until`: what arrived before is applied, so that the checkpoint is as far as it can be.
     await drain();
+    // At `until` the stream's read is still open: end it.
+    ctl.abort();
   };
 
   return {

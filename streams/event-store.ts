@@ -212,6 +212,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       messages.stop();
     };
     read.signal?.addEventListener("abort", stop, { once: true });
+    // Aborted while the consumer was being created: the listener came too late to hear it.
+    if (isAborted(read.signal)) stop();
     try {
       for await (const m of messages) yield fromMessage(m);
     } finally {
@@ -320,4 +322,9 @@ async function withinBound<T>(promise: Promise<T>, ms: number, what: string): Pr
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `signal` has aborted; a function, so that the answer is read anew after an await. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
