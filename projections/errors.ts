@@ -26,3 +26,39 @@ export class ReadModelUnavailable extends Error {
     this.name = "ReadModelUnavailable";
   }
 }
+
+/** An admin request named a projection that the projector host does not run. */
+export class UnknownProjection extends Error {
+  readonly kind = "unknown-projection";
+  constructor(message: string) {
+    super(message);
+    this.name = "UnknownProjection";
+  }
+}
+
+/** A rebuild or a diff of the projection is already under way: one at a time per projection. */
+export class ProjectionBusy extends Error {
+  readonly kind = "projection-busy";
+  constructor(message: string) {
+    super(message);
+    this.name = "ProjectionBusy";
+  }
+}
+
+/** No process running the projectors answered an admin request (none holds the lease, or NATS is away). */
+export class NoProjectorHost extends Error {
+  readonly kind = "no-projector-host";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NoProjectorHost";
+  }
+}
+
+/** A rebuild or a diff that failed or was cancelled; the live read model is as it was. */
+export class RebuildFailed extends Error {
+  readonly kind = "rebuild-failed";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RebuildFailed";
+  }
+}
