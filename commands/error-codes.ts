@@ -1,7 +1,15 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { DomainError } from "../domain/errors.js";
-import { NotInReadModel, ReadModelBehind, ReadModelUnavailable } from "../projections/errors.js";
+import {
+  NoProjectorHost,
+  NotInReadModel,
+  ProjectionBusy,
+  ReadModelBehind,
+  ReadModelUnavailable,
+  RebuildFailed,
+  UnknownProjection,
+} from "../projections/errors.js";
 import { UnavailableError } from "../streams/errors.js";
 import {
   CommandConflict,
@@ -34,6 +42,10 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof NotInReadModel) return new ConnectError(err.message, Code.NotFound);
   if (err instanceof ReadModelBehind) return new ConnectError(err.message, Code.DeadlineExceeded);
   if (err instanceof ReadModelUnavailable) return new ConnectError(err.message, Code.Unavailable);
+  if (err instanceof UnknownProjection) return new ConnectError(err.message, Code.NotFound);
+  if (err instanceof ProjectionBusy) return new ConnectError(err.message, Code.FailedPrecondition);
+  if (err instanceof RebuildFailed) return new ConnectError(err.message, Code.Aborted);
+  if (err instanceof NoProjectorHost) return new ConnectError(err.message, Code.Unavailable);
   log.error({ err }, "command failed unexpectedly");
   return new ConnectError("internal error", Code.Internal);
 }
