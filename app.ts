@@ -7,13 +7,19 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { createApiServer, type ApiServer } from "./commands/api-server.js";
-import { createCommandPipeline, type CommandPipeline } from "./commands/command-pipeline.js";
+import type { CommandPipeline } from "./commands/command-pipeline.js";
 import type { CommandsConfig } from "./commands/config.js";
+import { openCommandPipeline } from "./commands/open-pipeline.js";
 import { errorInterceptor } from "./commands/error-codes.js";
 import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
 import type { ProjectionsConfig } from "./projections/config.js";
-import { createProjector, type Projector } from "./projections/projector.js";
+import { createNatsProjectionAdmin } from "./projections/admin-nats.js";
+import { registerAdmin } from "./projections/admin-service.js";
+import { createProjectionHost, type ProjectionHost } from "./projections/projection-host.js";
+import type { Projector } from "./projections/projector.js";
+import { purchaseProcess } from "./projections/purchase-process.js";
+import { startReactor, type Reactor } from "./projections/reactor.js";
 import { registerQueries } from "./projections/read-models/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
@@ -25,7 +31,7 @@ import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
 import type { StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
-import { commandsBucket, leasesBucket, snapshotsBucket } from "./streams/topology.js";
+import { leasesBucket } from "./streams/topology.js";
 
 /** A running foldline: the API on {@link App.url}. */
 export interface App extends AsyncDisposable {
@@ -33,10 +39,14 @@ export interface App extends AsyncDisposable {
   readonly streams: OpenStreams;
   readonly pipeline: CommandPipeline;
   readonly server: ApiServer;
-  /** The projectors running in this process (none with `PROJECTORS=separate`). */
+  /** The projectors running in this process (none with `PROJECTORS=separate`); a rebuild replaces its projection's. */
   readonly projectors: readonly Projector[];
+  /** The host of the projectors running in this process, with their rebuilds (undefined with `PROJECTORS=separate`). */
+  readonly projectionHost: ProjectionHost | undefined;
   /** The KV projectors of this process, each running while it holds its lease. */
   readonly kvProjectors: readonly KvProjector[];
+  /** The process managers of this process (the purchase process), each running while it holds its lease. */
+  readonly reactors: readonly Reactor[];
   /**
    * Shuts down gracefully: health turns NOT_SERVING, the server stops taking requests and waits for those in
    * flight (Execute streams answer what they started), the pipeline finishes its writes, then NATS closes.
@@ -51,37 +61,30 @@ export async function startApp(
 ): Promise<App> {
   const streams = await openStreams(config.streams, [marketplaceBucket]);
   let db: ReadModelDb | undefined;
+  let host: ProjectionHost | undefined;
   let sqlRunner: SqlRunner | undefined;
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
     const kvm = new Kvm(js);
-    const [commands, snapshots] = await Promise.all([kvm.open(commandsBucket), kvm.open(snapshotsBucket)]);
     const c = config.commands;
-    const pipeline = createCommandPipeline({
-      store: streams.store,
-      publisher: streams.publisher,
-      commandsBucket: commands,
-      snapshotsBucket: snapshots,
-      log,
-      cacheSize: c.cacheSize,
-      snapshotEvery: c.snapshotEvery,
-      snapshotAfterColdRead: c.snapshotAfterColdRead,
-      maxAttempts: c.maxAttempts,
-      takeOverAfterMs: c.takeOverAfterMs,
-    });
-    const projectors: Projector[] = [];
+    const pipeline = await openCommandPipeline(streams, kvm, c, log);
+    const kvProjectors: KvProjector[] = [];
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
       db = openReadModelDb(config.projections.databaseFile);
-      for (const projection of readModels) {
-        const projector = createProjector({ store: streams.store, db, projection, log, batchSize: config.projections.batchSize });
-        projector.start();
-        projectors.push(projector);
-      }
+      host = createProjectionHost({
+        store: streams.store,
+        file: config.projections.databaseFile,
+        db,
+        projections: readModels,
+        kvProjectors,
+        log,
+        batchSize: config.projections.batchSize,
+      });
+      host.start();
     }
     const readModelDb = db;
     const marketplaceKv = await kvm.open(marketplaceBucket.name);
-    const kvProjectors: KvProjector[] = [];
     if (config.projections.embedded) {
       const kvProjector = createKvProjector({
         store: streams.store,
@@ -99,15 +102,22 @@ export async function startApp(
       kvProjector.start();
       kvProjectors.push(kvProjector);
     }
-    const byProjection = new Map(projectors.map((p) => [p.status().projection, p]));
+    // Process managers issue commands through this process's pipeline, one process at a time (a lease each).
+    const reactors: Reactor[] = [];
+    if (config.projections.embedded) {
+      reactors.push(
+        await startReactor({ kvm, store: streams.store, reaction: purchaseProcess({ store: streams.store, pipeline }), ttlMs: config.projections.leaseTtlMs, log }),
+      );
+    }
+    const projectionHost = host;
     const reader = createReadModelReader({
       file: config.projections.databaseFile,
       // An in-process projector says when it gets there; for one elsewhere the reader polls the checkpoint.
-      ...(projectors.length === 0
+      ...(projectionHost === undefined
         ? {}
         : {
-            waitFor: (projection: string, position: number, timeoutMs: number) =>
-              byProjection.get(projection)?.waitFor(position, timeoutMs) ??
+            waitFor: async (projection: string, position: number, timeoutMs: number) =>
+              (await projectionHost.waitFor(projection, position, timeoutMs)) ||
               new Promise<boolean>((resolve) => {
                 setTimeout(() => {
                   resolve(false);
@@ -115,6 +125,9 @@ export async function startApp(
               }),
           }),
     });
+    // Admin requests are answered here when the projectors run here, by the projector worker over NATS otherwise.
+    const admin =
+      projectionHost ?? createNatsProjectionAdmin(streams.nc, { statusTimeoutMs: config.streams.timeoutMs });
     // Analysts' SQL runs in worker processes of its own, started on the first query.
     const sql = (sqlRunner = createSqlRunner({ file: config.projections.databaseFile, lazy: true }));
     const health = createHealthService();
@@ -125,6 +138,7 @@ export async function startApp(
         registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
         registerQueries(router, reader, marketplaceKv);
         registerSql(router, sql);
+        registerAdmin(router, admin);
       },
       interceptors: [errorInterceptor(log)],
       host: c.host,
@@ -147,15 +161,31 @@ export async function startApp(
       (closing ??= (async () => {
         await server.close();
         await sql.close();
+        // Before the pipeline: a reaction cut short leaves its commit after the checkpoint, for the next leader.
+        await Promise.all(reactors.map((r) => r.stop()));
         await pipeline.close();
-        await Promise.all([...projectors, ...kvProjectors].map((p) => p.stop()));
+        await Promise.all([projectionHost?.stop(), ...kvProjectors.map((p) => p.stop())]);
         reader.close();
         readModelDb?.close();
         await streams.close();
       })());
-    return { url: server.url, streams, pipeline, server, projectors, kvProjectors, close, [Symbol.asyncDispose]: close };
+    return {
+      url: server.url,
+      streams,
+      pipeline,
+      server,
+      get projectors() {
+        return projectionHost?.projectors() ?? [];
+      },
+      projectionHost,
+      kvProjectors,
+      reactors,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
   } catch (err) {
     await sqlRunner?.close();
+    await host?.stop();
     db?.close();
     await streams.close();
     throw err;

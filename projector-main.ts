@@ -1,5 +1,6 @@
 // `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until
-// SIGINT/SIGTERM. Workers sharing a read-model file elect one writer through a lease; the others stand by.
+// SIGINT/SIGTERM. Workers sharing a read-model file elect one writer through a lease; the others stand by. The
+// writer also answers the admin requests (status, rebuild, diff) on NATS.
 import { createHash, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
@@ -7,10 +8,15 @@ import { dirname, resolve } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
+import { loadCommandsConfig } from "./commands/config.js";
+import { openCommandPipeline } from "./commands/open-pipeline.js";
 import { loadProjectionsConfig } from "./projections/config.js";
 import { createKvProjector } from "./projections/kv-projector.js";
 import { createLease } from "./projections/lease.js";
-import { createProjector, type Projector } from "./projections/projector.js";
+import { serveProjectionAdmin, type AdminResponder } from "./projections/admin-nats.js";
+import { purchaseProcess } from "./projections/purchase-process.js";
+import { startReactor } from "./projections/reactor.js";
+import { createProjectionHost, type ProjectionHost } from "./projections/projection-host.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
@@ -47,6 +53,15 @@ async function main(): Promise<void> {
     log,
   });
   kvProjector.start();
+  // The purchase process manager issues its commands through a pipeline of this worker's own.
+  const pipeline = await openCommandPipeline(streams, kvm, loadCommandsConfig(), log);
+  const purchases = await startReactor({
+    kvm,
+    store: streams.store,
+    reaction: purchaseProcess({ store: streams.store, pipeline }),
+    ttlMs: config.leaseTtlMs,
+    log,
+  });
   const lease = createLease({
     kv: leases,
     key: `projector-${createHash("sha256").update(file).digest("hex").slice(0, 32)}`,
@@ -56,7 +71,8 @@ async function main(): Promise<void> {
   });
   const stopping = new AbortController();
   const db = openReadModelDb(file);
-  let projectors: Projector[] = [];
+  let host: ProjectionHost | undefined;
+  let responder: AdminResponder | undefined;
   let lost: (() => void) | undefined;
   lease.onLost(() => lost?.());
 
@@ -64,11 +80,13 @@ async function main(): Promise<void> {
     log.info({ signal }, "stopping");
     stopping.abort();
     void (async () => {
-      await Promise.all([...projectors.map((p) => p.stop()), kvProjector.stop()]);
+      await responder?.close();
+      await Promise.all([host?.stop(), kvProjector.stop(), purchases.stop()]);
+      await pipeline.close();
       await lease.release();
       db.close();
       await streams.close();
-      log.info({ projectors: projectors.map((p) => p.status()) }, "stopped");
+      log.info({ projectors: host?.projectors().map((p) => p.status()) }, "stopped");
       process.exit(0);
     })();
   };
@@ -83,18 +101,27 @@ async function main(): Promise<void> {
     } catch {
       return; // stopping
     }
-    projectors = readModels.map((projection) =>
-      createProjector({ store: streams.store, db, projection, log, batchSize: config.batchSize }),
-    );
-    for (const projector of projectors) projector.start();
-    log.info({ database: file, projectors: projectors.map((p) => p.status()) }, "projecting");
+    const current = (host = createProjectionHost({
+      store: streams.store,
+      file,
+      db,
+      projections: readModels,
+      kvProjectors: [kvProjector],
+      log,
+      batchSize: config.batchSize,
+    }));
+    current.start();
+    responder = serveProjectionAdmin(streams.nc, current, log);
+    log.info({ database: file, projectors: current.projectors().map((p) => p.status()) }, "projecting");
     await new Promise<void>((done) => {
       lost = done;
       stopping.signal.addEventListener("abort", () => {
         done();
       }, { once: true });
     });
-    await Promise.all(projectors.map((p) => p.stop()));
+    // Lost the lease (or stopping): no more admin answers, rebuilds under way cancelled, projectors stopped.
+    await responder.close();
+    await current.stop();
   }
 }
 

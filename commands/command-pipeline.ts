@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
+import { DomainError } from "../domain/errors.js";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import type { JsPublisher } from "../streams/js-publisher.js";
 import { ConcurrencyError, UnavailableError } from "../streams/errors.js";
@@ -294,6 +295,9 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     fingerprint: string,
   ): Promise<CommandOutcome<E>> {
     const { decider } = type;
+    // A cached state may be behind another process's writes (another server, the purchase process): before it
+    // refuses a command, or answers that nothing changes, the stream is asked whether the aggregate moved.
+    let fromCache = cache?.has(subject) === true;
     // The record and the aggregate are read at once. The record's `after` must be a position the command's
     // commit will follow: the cached one, or 0, which only makes a rare recovery read longer.
     const [loading, claiming] = await Promise.allSettled([
@@ -322,19 +326,37 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       revision = repeat.revision;
     }
 
+    /** Reloads a state that came from the cache when the stream has moved past it; true when it did. */
+    const refreshed = async (): Promise<boolean> => {
+      if (!fromCache) return false;
+      fromCache = false;
+      let last;
+      try {
+        last = await store.lastSequence(subject);
+      } catch (err) {
+        throw unavailableOr(err, `a read of the last commit of ${subject}`);
+      }
+      if (last === loaded.seq) return false;
+      cache?.delete(subject);
+      loaded = await load(type, subject);
+      return true;
+    };
+
     let appendAttempted = false;
     try {
       for (let attempt = 1; ; attempt++) {
         if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== loaded.version) {
-          // A cached state may be behind another process's writes: only the stream can refuse the caller.
-          if (attempt === 1 && cache?.has(subject) === true) {
-            cache.delete(subject);
-            loaded = await load(type, subject);
-            if (envelope.expectedVersion === loaded.version) continue;
-          }
+          if (await refreshed()) continue;
           throw new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version);
         }
-        const events = decider.decide(envelope.command, loaded.state as S);
+        let events: E[];
+        try {
+          events = decider.decide(envelope.command, loaded.state as S);
+        } catch (err) {
+          if (err instanceof DomainError && (await refreshed())) continue;
+          throw err;
+        }
+        if (events.length === 0 && (await refreshed())) continue;
         if (events.length === 0) {
           const done: CommandRecord = {
             state: "done",

@@ -1,6 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import { createLeaderLoop } from "./leader-loop.js";
 import type { Lease } from "./lease.js";
 
 /** An entry a KV projection writes: a value to put, or null to delete the key. */
@@ -55,11 +56,8 @@ export interface KvProjectorOptions {
 export function createKvProjector(options: KvProjectorOptions): KvProjector {
   const { store, kv, projection, lease, log } = options;
   const checkpointKey = `checkpoint.${projection.name}`;
-  let state: KvProjectorStatus["state"] = "stopped";
   let position = 0;
   let error: string | undefined;
-  let stopping = new AbortController();
-  let running: Promise<void> | undefined;
 
   const readCheckpoint = async (): Promise<number> => {
     const entry = await kv.get(checkpointKey);
@@ -111,52 +109,23 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
     await write(batch);
   };
 
-  let session = new AbortController();
-  lease.onLost(() => {
-    session.abort();
+  const loop = createLeaderLoop({
+    lease,
+    log,
+    name: `KV projection ${projection.name}`,
+    work: async (signal) => {
+      await project(signal);
+      error = undefined;
+    },
   });
-  const isStopping = (): boolean => stopping.signal.aborted;
-
-  const loop = async (): Promise<void> => {
-    const end = (): void => {
-      session.abort();
-    };
-    stopping.signal.addEventListener("abort", end, { once: true });
-    while (!isStopping()) {
-      state = "standby";
-      try {
-        await lease.acquire(stopping.signal);
-      } catch {
-        break; // stopping
-      }
-      state = "running";
-      session = new AbortController();
-      if (isStopping()) session.abort();
-      try {
-        await project(session.signal);
-        error = undefined;
-      } catch (err) {
-        error = (err as Error).message;
-        log.error({ err, projection: projection.name }, "KV projection failed; retrying from its checkpoint");
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-      }
-      if (isStopping()) await lease.release();
-    }
-    state = "stopped";
-  };
-
   return {
-    start() {
-      if (running !== undefined) return;
-      stopping = new AbortController();
-      running = loop().finally(() => {
-        running = undefined;
-      });
+    start: () => {
+      loop.start();
     },
-    async stop() {
-      stopping.abort();
-      await running;
+    stop: () => loop.stop(),
+    status: () => {
+      const e = error ?? loop.error();
+      return { projection: projection.name, state: loop.state(), position, ...(e === undefined ? {} : { error: e }) };
     },
-    status: () => ({ projection: projection.name, state, position, ...(error === undefined ? {} : { error }) }),
   };
 }

@@ -17,6 +17,7 @@ describe("topology as code", () => {
       "KV_foldline-commands created",
       "KV_foldline-snapshots created",
       "KV_foldline-leases created",
+      "KV_foldline-processes created",
     ]);
     const second = await openStreams(testConfig(nats));
     await second.close();

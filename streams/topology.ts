@@ -39,11 +39,15 @@ export const snapshotsBucket = "foldline-snapshots";
 /** The bucket of leases (projector workers' leadership), one entry per lease. */
 export const leasesBucket = "foldline-leases";
 
+/** The checkpoints and parked commits of process managers (reactors that issue commands). */
+export const processesBucket = "foldline-processes";
+
 /** The engine's own buckets; the domain may declare more beside them. */
 export const engineBuckets: readonly BucketSpec[] = [
   { name: commandsBucket, description: "outcome of each command id, for idempotent retries", history: 1, ttlMs: 0 },
   { name: snapshotsBucket, description: "latest snapshot per aggregate", history: 1, ttlMs: 0 },
   { name: leasesBucket, description: "leader leases of projector workers", history: 1, ttlMs: 0 },
+  { name: processesBucket, description: "checkpoints and parked commits of process managers", history: 1, ttlMs: 0 },
 ];
 
 /** One thing {@link applyTopology} did. */

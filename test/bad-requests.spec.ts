@@ -793,6 +793,41 @@ describe("aborted", () => {
   });
 });
 
+describe("a stale cache", () => {
+  it("never refuses a command, nor answers that nothing changes, from a state another process has moved past", async () => {
+    const second = await startTestApp(nats);
+    try {
+      const first = client("grpc");
+      const other = clients(second.url, "grpc");
+      const w = `st-${randomUUID()}`;
+      await first.wallet.openWallet({ metadata: md(), walletId: w, ownerId: "alice" });
+      await other.wallet.deposit({ metadata: md(), walletId: w, amountCents: 10n }); // the second app caches 10
+      await first.wallet.deposit({ metadata: md(), walletId: w, amountCents: 90n }); // the stream holds 100
+
+      // Its cache says 10 are available: only the stream knows that 50 can be withdrawn.
+      const { loads } = second.pipeline.stats;
+      const withdrawn = await other.wallet.withdraw({ metadata: md(), walletId: w, amountCents: 50n });
+      expect(withdrawn.result?.version).toBe(4n);
+      expect(second.pipeline.stats.loads).toBe(loads + 1);
+
+      // An artwork listed through one app, delisted through the other, whose cache still says unlisted: the
+      // delist is not a no-op.
+      const artworkId = `st-${randomUUID()}`;
+      await other.artwork.mintArtwork(mint({ artworkId }));
+      await first.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId, priceCents: 5n });
+      const delisted = await other.artwork.delist({ metadata: md({ actor: "ann" }), artworkId });
+      expect(delisted.events.map((e) => e.event.case)).toEqual(["delisted"]);
+
+      // A refusal that holds against the stream too is still answered, after one look at it.
+      await expect(other.wallet.withdraw({ metadata: md(), walletId: w, amountCents: 51n })).rejects.toMatchObject({
+        code: Code.FailedPrecondition,
+      });
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe("text limits", () => {
   it("counts characters, not UTF-16 units: 200 emoji make a valid title, 201 do not", async () => {
     const c = client("grpc");

@@ -7,12 +7,14 @@ import {
   ArtworkDelistedSchema,
   ArtworkListedSchema,
   ArtworkMintedSchema,
+  ArtworkSoldSchema,
   OwnershipTransferredSchema,
   RoyaltySplitChangedSchema,
   type RoyaltyShare as ProtoShare,
 } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import type { EventRecord } from "../../streams/commit-codec.js";
 import { fromEventRecord, toEventRecord } from "./event-records.js";
+import { fromProtoPayouts, toProtoPayouts } from "./payout-messages.js";
 
 const shares = (split: readonly RoyaltyShare[]) => split.map((s) => ({ recipientId: s.recipientId, basisPoints: s.basisPoints }));
 const fromShares = (split: readonly ProtoShare[]): RoyaltyShare[] =>
@@ -44,6 +46,17 @@ export function toApiArtworkEvent(event: DomainEvent): Exclude<ApiEvent["event"]
       };
     case "ArtworkBurned":
       return { case: "burned", value: create(ArtworkBurnedSchema) };
+    case "ArtworkSold":
+      return {
+        case: "sold",
+        value: create(ArtworkSoldSchema, {
+          purchaseId: event.purchaseId,
+          sellerId: event.sellerId,
+          buyerId: event.buyerId,
+          priceCents: event.priceCents,
+          payouts: toProtoPayouts(event.payouts),
+        }),
+      };
     default:
       return assertNever(event);
   }
@@ -73,5 +86,9 @@ export function decodeArtworkEvent(stored: EventRecord): DomainEvent {
     return { type: "OwnershipTransferred", fromOwnerId: m.fromOwnerId, toOwnerId: m.toOwnerId };
   }
   if (isMessage(m, ArtworkBurnedSchema)) return { type: "ArtworkBurned" };
+  if (isMessage(m, ArtworkSoldSchema)) {
+    const { purchaseId, sellerId, buyerId, priceCents } = m;
+    return { type: "ArtworkSold", purchaseId, sellerId, buyerId, priceCents, payouts: fromProtoPayouts(m.payouts) };
+  }
   throw new Error(`${stored.type} is not an artwork event`);
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ArtworkEvent } from "../../domain/artwork/types.js";
+import type { PurchaseEvent } from "../../domain/purchase/types.js";
 import type { WalletEvent } from "../../domain/wallet/types.js";
 import { decodeArtworkEvent, encodeArtworkEvent } from "./artwork-events.js";
+import { decodePurchaseEvent, encodePurchaseEvent } from "./purchase-events.js";
 import { decodeWalletEvent, encodeWalletEvent } from "./wallet-events.js";
 
 const artworkEvents: ArtworkEvent[] = [
@@ -20,6 +22,17 @@ const artworkEvents: ArtworkEvent[] = [
   { type: "ArtworkDelisted" },
   { type: "OwnershipTransferred", fromOwnerId: "ann", toOwnerId: "bob" },
   { type: "ArtworkBurned" },
+  {
+    type: "ArtworkSold",
+    purchaseId: "p-1",
+    sellerId: "ann",
+    buyerId: "bob",
+    priceCents: 1_000n,
+    payouts: [
+      { recipientId: "gallery", amountCents: 25n, kind: "Royalty" },
+      { recipientId: "ann", amountCents: 975n, kind: "SaleProceeds" },
+    ],
+  },
 ];
 const walletEvents: WalletEvent[] = [
   { type: "WalletOpened", ownerId: "ann" },
@@ -28,6 +41,16 @@ const walletEvents: WalletEvent[] = [
   { type: "FundsReserved", reservationId: "r-1", amountCents: 3n },
   { type: "ReservationReleased", reservationId: "r-1", amountCents: 3n },
   { type: "ReservationSettled", reservationId: "r-2", amountCents: 4n },
+  { type: "FundsReserved", reservationId: "p-1", amountCents: 5n, purchaseId: "p-1" },
+  { type: "PaymentReceived", purchaseId: "p-1", artworkId: "a-1", amountCents: 6n, kind: "SaleProceeds" },
+];
+const purchaseEvents: PurchaseEvent[] = [
+  { type: "PurchaseStarted", artworkId: "a-1", buyerId: "bob", buyerWalletId: "w-bob", priceCents: 1_000n },
+  { type: "PurchaseFundsReserved" },
+  { type: "PurchaseArtworkTaken", sellerId: "ann", payouts: [{ recipientId: "ann", amountCents: 1_000n, kind: "SaleProceeds" }] },
+  { type: "PurchaseCompleted" },
+  { type: "PurchaseCompensating", reason: "not listed" },
+  { type: "PurchaseFailed", reason: "not listed" },
 ];
 
 describe("marketplace event records", () => {
@@ -42,6 +65,12 @@ describe("marketplace event records", () => {
     const record = encodeWalletEvent(event);
     expect(record.type).toBe(`foldline.marketplace.v1.${event.type}`);
     expect(decodeWalletEvent(record)).toEqual(event);
+  });
+
+  it.each(purchaseEvents)("stores $type as its persisted message and reads it back", (event) => {
+    const record = encodePurchaseEvent(event);
+    expect(record.type).toBe(`foldline.marketplace.v1.${event.type}`);
+    expect(decodePurchaseEvent(record)).toEqual(event);
   });
 
   it("refuses an unknown type, another aggregate's event and a newer schema version", () => {

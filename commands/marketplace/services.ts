@@ -8,6 +8,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from "../../gen/foldline/marketplace/v1/command_service_pb.js";
+import { PurchaseService } from "../../gen/foldline/marketplace/v1/purchase_service_pb.js";
 import { WalletService } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import type { CommandPipeline } from "../command-pipeline.js";
 import { executeRoute, type CommandRoute } from "../command-route.js";
@@ -15,6 +16,7 @@ import { toConnectError } from "../error-codes.js";
 import { InvalidRequest } from "../errors.js";
 import { pipelined } from "../pipelined.js";
 import { artworkRoutes } from "./artwork-routes.js";
+import { purchaseRoutes } from "./purchase-routes.js";
 import { walletRoutes } from "./wallet-routes.js";
 
 /** Options of {@link registerMarketplace}. */
@@ -27,7 +29,7 @@ export interface MarketplaceServicesOptions {
   readonly shutdown: AbortSignal;
 }
 
-/** Registers ArtworkService, WalletService and the streaming CommandService on `router`. */
+/** Registers ArtworkService, WalletService, PurchaseService and the streaming CommandService on `router`. */
 export function registerMarketplace(router: ConnectRouter, options: MarketplaceServicesOptions): void {
   const { pipeline, log } = options;
   const a = artworkRoutes;
@@ -48,11 +50,15 @@ export function registerMarketplace(router: ConnectRouter, options: MarketplaceS
     releaseReservation: (req) => executeRoute(pipeline, w.releaseReservation, req),
     settleReservation: (req) => executeRoute(pipeline, w.settleReservation, req),
   });
+  router.service(PurchaseService, {
+    buyArtwork: (req) => executeRoute(pipeline, purchaseRoutes.buyArtwork, req),
+  });
 
   // ExecuteRequest's cases are named after the unary methods, and ExecuteResponse's after them too.
   const routes: Record<NonNullable<ExecuteRequest["command"]["case"]>, CommandRoute<never, unknown, unknown, unknown, unknown>> = {
     ...artworkRoutes,
     ...walletRoutes,
+    ...purchaseRoutes,
   } as never;
 
   const executeOne = async (req: ExecuteRequest): Promise<ExecuteResponse> => {

@@ -5,6 +5,7 @@ import {
   FundsDepositedSchema,
   FundsReservedSchema,
   FundsWithdrawnSchema,
+  PaymentReceivedSchema,
   ReservationReleasedSchema,
   ReservationSettledSchema,
   WalletOpenedSchema,
@@ -12,6 +13,7 @@ import {
 import type { WalletEvent as ApiEvent } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import type { EventRecord } from "../../streams/commit-codec.js";
 import { fromEventRecord, toEventRecord } from "./event-records.js";
+import { fromProtoKind, toProtoKind } from "./payout-messages.js";
 
 /** A domain event as the API's `WalletEvent` oneof, whose value is the persisted message. */
 export function toApiWalletEvent(event: DomainEvent): Exclude<ApiEvent["event"], { case: undefined }> {
@@ -25,7 +27,11 @@ export function toApiWalletEvent(event: DomainEvent): Exclude<ApiEvent["event"],
     case "FundsReserved":
       return {
         case: "reserved",
-        value: create(FundsReservedSchema, { reservationId: event.reservationId, amountCents: event.amountCents }),
+        value: create(FundsReservedSchema, {
+          reservationId: event.reservationId,
+          amountCents: event.amountCents,
+          purchaseId: event.purchaseId ?? "",
+        }),
       };
     case "ReservationReleased":
       return {
@@ -36,6 +42,16 @@ export function toApiWalletEvent(event: DomainEvent): Exclude<ApiEvent["event"],
       return {
         case: "reservationSettled",
         value: create(ReservationSettledSchema, { reservationId: event.reservationId, amountCents: event.amountCents }),
+      };
+    case "PaymentReceived":
+      return {
+        case: "paymentReceived",
+        value: create(PaymentReceivedSchema, {
+          purchaseId: event.purchaseId,
+          artworkId: event.artworkId,
+          amountCents: event.amountCents,
+          kind: toProtoKind(event.kind),
+        }),
       };
     default:
       return assertNever(event);
@@ -53,7 +69,14 @@ export function decodeWalletEvent(stored: EventRecord): DomainEvent {
   if (isMessage(m, WalletOpenedSchema)) return { type: "WalletOpened", ownerId: m.ownerId };
   if (isMessage(m, FundsDepositedSchema)) return { type: "FundsDeposited", amountCents: m.amountCents };
   if (isMessage(m, FundsWithdrawnSchema)) return { type: "FundsWithdrawn", amountCents: m.amountCents };
-  if (isMessage(m, FundsReservedSchema)) return { type: "FundsReserved", reservationId: m.reservationId, amountCents: m.amountCents };
+  if (isMessage(m, FundsReservedSchema)) {
+    const { reservationId, amountCents, purchaseId } = m;
+    return { type: "FundsReserved", reservationId, amountCents, ...(purchaseId === "" ? {} : { purchaseId }) };
+  }
+  if (isMessage(m, PaymentReceivedSchema)) {
+    const { purchaseId, artworkId, amountCents } = m;
+    return { type: "PaymentReceived", purchaseId, artworkId, amountCents, kind: fromProtoKind(m.kind) };
+  }
   if (isMessage(m, ReservationReleasedSchema)) {
     return { type: "ReservationReleased", reservationId: m.reservationId, amountCents: m.amountCents };
   }

@@ -1,5 +1,6 @@
 import { assertNever } from "../assert-never.js";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
+import { payouts } from "./payouts.js";
 import {
   maxRoyaltyBasisPoints,
   maxRoyaltyRecipients,
@@ -19,7 +20,9 @@ type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
  * 1. existence: minting an artwork that exists (active or burned) → `AlreadyExistsError`; anything else on an
  *    unminted artwork → `NotFoundError`;
  * 2. burned: a burned artwork accepts nothing → `RuleViolation`;
- * 3. actor: only the artist changes the split, only the owner lists, delists, transfers or burns → `RuleViolation`;
+ * 3. actor: only the artist changes the split, only the owner lists, delists, transfers or burns → `RuleViolation`
+ *    (a sale is the purchase's, not an actor's: it needs a listing at the offered price and a buyer who is not
+ *    the owner);
  * 4. the command's own data (royalty split, price, new owner, artist id) → `InvalidCommand`;
  * 5. no-ops → `[]`; otherwise the events.
  */
@@ -40,6 +43,8 @@ export function decide(command: ArtworkCommand, state: ArtworkState): ArtworkEve
     case "BurnArtwork":
       requireOwner(state, command.actorId, "burn", command.artworkId);
       return [{ type: "ArtworkBurned" }];
+    case "SellArtwork":
+      return sell(command, state);
     default:
       return assertNever(command);
   }
@@ -97,6 +102,29 @@ function transferOwnership(
   }
   if (command.newOwnerId === state.ownerId) return [];
   return [{ type: "OwnershipTransferred", fromOwnerId: state.ownerId, toOwnerId: command.newOwnerId }];
+}
+
+function sell(command: Extract<ArtworkCommand, { type: "SellArtwork" }>, state: ActiveArtwork): ArtworkEvent[] {
+  const { artworkId, purchaseId, buyerId, priceCents } = command;
+  if (state.listing === null) throw new RuleViolation(`artwork ${artworkId} is not listed for sale`);
+  if (state.listing.priceCents !== priceCents) {
+    throw new RuleViolation(
+      `artwork ${artworkId} is listed at ${state.listing.priceCents} cents; purchase ${purchaseId} offered ${priceCents}`,
+    );
+  }
+  if (buyerId === state.ownerId) throw new RuleViolation(`${buyerId} already owns artwork ${artworkId}`);
+  if (purchaseId === "" || buyerId === "") throw new InvalidCommand("a sale needs a purchase id and a buyer id");
+  return [
+    {
+      type: "ArtworkSold",
+      purchaseId,
+      sellerId: state.ownerId,
+      buyerId,
+      priceCents,
+      payouts: payouts(priceCents, state.ownerId, state.royaltySplit),
+    },
+    { type: "OwnershipTransferred", fromOwnerId: state.ownerId, toOwnerId: buyerId },
+  ];
 }
 
 function requireOwner(state: ActiveArtwork, actorId: string, verb: string, artworkId: string): void {

@@ -404,3 +404,61 @@ describe("BurnArtwork", () => {
     given([minted(), transferred(artist, buyer)]).when(burn(artist)).thenThrows(RuleViolation, "only the owner (u-2)");
   });
 });
+
+describe("SellArtwork", () => {
+  const sell = (priceCents: bigint, buyerId = buyer): ArtworkCommand => ({
+    type: "SellArtwork",
+    artworkId,
+    purchaseId: "p-1",
+    buyerId,
+    priceCents,
+  });
+
+  it("hands a listed artwork to the buyer, paying royalties (rounded down) and the seller the rest", () => {
+    given([minted(), listed(1_001n)])
+      .when(sell(1_001n))
+      .then([
+        {
+          type: "ArtworkSold",
+          purchaseId: "p-1",
+          sellerId: artist,
+          buyerId: buyer,
+          priceCents: 1_001n,
+          payouts: [
+            { recipientId: "r-1", amountCents: 50n, kind: "Royalty" },
+            { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
+            { recipientId: artist, amountCents: 926n, kind: "SaleProceeds" },
+          ],
+        },
+        transferred(artist, buyer),
+      ]);
+  });
+
+  it("leaves the artwork owned by the buyer and unlisted", () => {
+    given([minted([]), listed(10n)])
+      .when(sell(10n))
+      .thenState({
+        status: "Active",
+        artistId: artist,
+        ownerId: buyer,
+        title: "Dawn",
+        contentHash: "sha256:abc",
+        royaltySplit: [],
+        listing: null,
+      });
+  });
+
+  it.each<[string, ArtworkEvent[], ArtworkCommand, string]>([
+    ["unlisted", [minted(), listed(10n), delisted], sell(10n), "artwork a-1 is not listed for sale"],
+    ["sold to someone else", [minted(), listed(10n), transferred(artist, stranger)], sell(10n), "not listed for sale"],
+    ["repriced", [minted(), listed(10n), listed(12n)], sell(10n), "listed at 12 cents; purchase p-1 offered 10"],
+    ["bought by its owner", [minted(), listed(10n)], sell(10n, artist), `${artist} already owns artwork a-1`],
+    ["burned", [minted(), listed(10n), burned], sell(10n), "artwork a-1 is burned"],
+  ])("refuses a sale when the artwork is %s", (_, history, command, message) => {
+    given(history).when(command).thenThrows(RuleViolation, message);
+  });
+
+  it("refuses a sale of an artwork never minted", () => {
+    given([]).when(sell(10n)).thenThrows(NotFoundError, "artwork a-1 does not exist");
+  });
+});

@@ -34,6 +34,9 @@ export function evolve(state: ArtworkState, event: ArtworkEvent): ArtworkState {
       return { ...state, listing: null };
     case "OwnershipTransferred":
       return { ...state, ownerId: event.toOwnerId, listing: null };
+    case "ArtworkSold":
+      // The OwnershipTransferred of the same commit changes the owner and ends the listing.
+      return state;
     case "ArtworkBurned":
       return { status: "Burned", artistId: state.artistId, ownerId: state.ownerId };
     default:

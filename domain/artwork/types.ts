@@ -37,7 +37,25 @@ export type ArtworkCommand =
       readonly actorId: string;
       readonly newOwnerId: string;
     }
-  | { readonly type: "BurnArtwork"; readonly artworkId: string; readonly actorId: string };
+  | { readonly type: "BurnArtwork"; readonly artworkId: string; readonly actorId: string }
+  | {
+      /** A purchase taking the artwork: only the purchase process manager sends it. */
+      readonly type: "SellArtwork";
+      readonly artworkId: string;
+      readonly purchaseId: string;
+      readonly buyerId: string;
+      readonly priceCents: bigint;
+    };
+
+/** Why a party receives part of a sale's price. */
+export type PayoutKind = "SaleProceeds" | "Royalty";
+
+/** One share of a sale's price: see `payouts` in payouts.ts for how the price is split. */
+export interface Payout {
+  readonly recipientId: string;
+  readonly amountCents: bigint;
+  readonly kind: PayoutKind;
+}
 
 /**
  * What happened to an artwork. STORAGE CONTRACT: these events are persisted and replayed forever; rename or
@@ -56,7 +74,16 @@ export type ArtworkEvent =
   | { readonly type: "ArtworkListed"; readonly priceCents: bigint }
   | { readonly type: "ArtworkDelisted" }
   | { readonly type: "OwnershipTransferred"; readonly fromOwnerId: string; readonly toOwnerId: string }
-  | { readonly type: "ArtworkBurned" };
+  | { readonly type: "ArtworkBurned" }
+  | {
+      /** Comes with the OwnershipTransferred from seller to buyer, in the same commit. */
+      readonly type: "ArtworkSold";
+      readonly purchaseId: string;
+      readonly sellerId: string;
+      readonly buyerId: string;
+      readonly priceCents: bigint;
+      readonly payouts: readonly Payout[];
+    };
 
 /**
  * An artwork folded from its events: not minted yet, active (owned, possibly listed for sale at a price), or

@@ -9,6 +9,8 @@ type OpenWallet = Extract<WalletState, { status: "Open" }>;
  * a held reservation id with the same amount).
  *
  * Checks run in one fixed order, and the first failing one is thrown:
+ * A payout (`ReceivePayment`) goes to any wallet id: it opens the wallet for the party of that id when needed.
+ *
  * 1. existence: opening an open wallet → `AlreadyExistsError`; anything else on an unopened wallet →
  *    `NotFoundError`;
  * 2. the command's own data (non-empty owner and reservation ids, positive amounts) → `InvalidCommand`;
@@ -18,6 +20,7 @@ type OpenWallet = Extract<WalletState, { status: "Open" }>;
  * Available funds are `balanceCents - reservedCents`: withdrawals and new reservations draw on them only.
  */
 export function decide(command: WalletCommand, state: WalletState): WalletEvent[] {
+  if (command.type === "ReceivePayment") return receivePayment(command, state);
   if (command.type === "OpenWallet") {
     if (state.status !== "Empty") throw new AlreadyExistsError(`wallet ${command.walletId} already exists`);
     if (command.ownerId === "") throw new InvalidCommand(`wallet ${command.walletId} needs an owner id`);
@@ -27,13 +30,7 @@ export function decide(command: WalletCommand, state: WalletState): WalletEvent[
   switch (command.type) {
     case "Deposit": {
       requirePositive(command.amountCents, "deposit");
-      const balance = state.balanceCents + command.amountCents;
-      if (balance > maxBalanceCents) {
-        throw new RuleViolation(
-          `deposit of ${command.amountCents} would take the balance of wallet ${command.walletId} to ${balance}, ` +
-            `above the maximum ${maxBalanceCents}`,
-        );
-      }
+      requireBelowCeiling(state.balanceCents + command.amountCents, `deposit of ${command.amountCents}`, command.walletId);
       return [{ type: "FundsDeposited", amountCents: command.amountCents }];
     }
     case "Withdraw":
@@ -67,7 +64,18 @@ function reserve(command: Extract<WalletCommand, { type: "ReserveFunds" }>, stat
     );
   }
   requireAvailable(state, command.amountCents);
-  return [{ type: "FundsReserved", reservationId: command.reservationId, amountCents: command.amountCents }];
+  const { reservationId, amountCents, purchaseId } = command;
+  return [{ type: "FundsReserved", reservationId, amountCents, ...(purchaseId === undefined ? {} : { purchaseId }) }];
+}
+
+/** Credits a payout, opening the wallet for the party whose id it has when there is none yet. */
+function receivePayment(command: Extract<WalletCommand, { type: "ReceivePayment" }>, state: WalletState): WalletEvent[] {
+  requirePositive(command.amountCents, "payment");
+  const { purchaseId, artworkId, amountCents, kind } = command;
+  const paid: WalletEvent = { type: "PaymentReceived", purchaseId, artworkId, amountCents, kind };
+  if (state.status === "Empty") return [{ type: "WalletOpened", ownerId: command.walletId }, paid];
+  requireBelowCeiling(state.balanceCents + amountCents, `payment of ${amountCents}`, command.walletId);
+  return [paid];
 }
 
 /** Returns the id and amount of a held reservation, or throws why it cannot be released or settled. */
@@ -79,6 +87,11 @@ function heldReservation(
   const reservation = findReservation(state, command.reservationId);
   if (reservation === undefined) {
     throw new RuleViolation(`no reservation ${command.reservationId} in wallet ${command.walletId}`);
+  }
+  if (reservation.purchaseId !== undefined && reservation.purchaseId !== command.purchaseId) {
+    throw new RuleViolation(
+      `reservation ${command.reservationId} is held by purchase ${reservation.purchaseId}; only the purchase closes it`,
+    );
   }
   if (reservation.status !== "Held") {
     throw new RuleViolation(
@@ -96,6 +109,14 @@ function findReservation(state: OpenWallet, reservationId: string): Reservation 
 
 function closedVerb(status: "Released" | "Settled"): string {
   return status === "Released" ? "released" : "settled";
+}
+
+function requireBelowCeiling(balanceCents: bigint, what: string, walletId: string): void {
+  if (balanceCents > maxBalanceCents) {
+    throw new RuleViolation(
+      `${what} would take the balance of wallet ${walletId} to ${balanceCents}, above the maximum ${maxBalanceCents}`,
+    );
+  }
 }
 
 function requirePositive(amountCents: bigint, what: string): void {

@@ -295,3 +295,65 @@ describe("SettleReservation", () => {
     given([opened()]).when(settle("")).thenThrows(InvalidCommand, "reservation id must not be empty");
   });
 });
+
+describe("reservations held by a purchase", () => {
+  const heldFor = (purchaseId: string, amountCents: bigint): WalletEvent => ({
+    type: "FundsReserved",
+    reservationId: purchaseId,
+    amountCents,
+    purchaseId,
+  });
+
+  it("records the purchase holding the reservation", () => {
+    given([opened(), deposited(100n)])
+      .when({ type: "ReserveFunds", walletId, reservationId: "p-1", amountCents: 60n, purchaseId: "p-1" })
+      .then([heldFor("p-1", 60n)]);
+  });
+
+  it("lets only that purchase release or settle it", () => {
+    const history = [opened(), deposited(100n), heldFor("p-1", 60n)];
+    given(history).when(release("p-1")).thenThrows(RuleViolation, "reservation p-1 is held by purchase p-1; only the purchase closes it");
+    given(history).when(settle("p-1")).thenThrows(RuleViolation, "held by purchase p-1");
+    given(history)
+      .when({ type: "SettleReservation", walletId, reservationId: "p-1", purchaseId: "p-2" })
+      .thenThrows(RuleViolation, "held by purchase p-1");
+    given(history)
+      .when({ type: "SettleReservation", walletId, reservationId: "p-1", purchaseId: "p-1" })
+      .then([settled("p-1", 60n)]);
+    given(history)
+      .when({ type: "ReleaseReservation", walletId, reservationId: "p-1", purchaseId: "p-1" })
+      .then([released("p-1", 60n)]);
+  });
+});
+
+describe("ReceivePayment", () => {
+  const pay = (amountCents: bigint): WalletCommand => ({
+    type: "ReceivePayment",
+    walletId,
+    purchaseId: "p-1",
+    artworkId: "a-1",
+    amountCents,
+    kind: "Royalty",
+  });
+  const paid = (amountCents: bigint): WalletEvent => ({
+    type: "PaymentReceived",
+    purchaseId: "p-1",
+    artworkId: "a-1",
+    amountCents,
+    kind: "Royalty",
+  });
+
+  it("credits an open wallet", () => {
+    given([opened(), deposited(5n)]).when(pay(7n)).then([paid(7n)]);
+    given([opened(), deposited(5n)]).when(pay(7n)).thenState(openState(12n, 0n, {}));
+  });
+
+  it("opens the wallet of the party whose id it has when there is none", () => {
+    given([]).when(pay(7n)).then([opened(walletId), paid(7n)]);
+  });
+
+  it("refuses a non-positive amount and a balance beyond the maximum", () => {
+    given([opened()]).when(pay(0n)).thenThrows(InvalidCommand, "payment amount must be positive");
+    given([opened(), deposited(maxBalanceCents)]).when(pay(1n)).thenThrows(RuleViolation, "above the maximum");
+  });
+});

@@ -28,8 +28,11 @@ export function evolve(state: WalletState, event: WalletEvent): WalletState {
         reservations: withReservation(state.reservations, event.reservationId, {
           amountCents: event.amountCents,
           status: "Held",
+          ...(event.purchaseId === undefined ? {} : { purchaseId: event.purchaseId }),
         }),
       };
+    case "PaymentReceived":
+      return { ...state, balanceCents: state.balanceCents + event.amountCents };
     case "ReservationReleased":
       return {
         ...state,

@@ -1,3 +1,5 @@
+import type { PayoutKind } from "../artwork/types.js";
+
 /** The largest balance a wallet may hold, in cents: the int64 maximum, which is what the wire and storage carry. */
 export const maxBalanceCents = 9_223_372_036_854_775_807n;
 
@@ -14,9 +16,35 @@ export type WalletCommand =
       readonly walletId: string;
       readonly reservationId: string;
       readonly amountCents: bigint;
+      /** Set by a purchase, whose id is then the reservation id: only that purchase may close it. */
+      readonly purchaseId?: string;
     }
-  | { readonly type: "ReleaseReservation"; readonly walletId: string; readonly reservationId: string }
-  | { readonly type: "SettleReservation"; readonly walletId: string; readonly reservationId: string };
+  | {
+      readonly type: "ReleaseReservation";
+      readonly walletId: string;
+      readonly reservationId: string;
+      /** The purchase closing its own reservation; absent for callers of WalletService. */
+      readonly purchaseId?: string;
+    }
+  | {
+      readonly type: "SettleReservation";
+      readonly walletId: string;
+      readonly reservationId: string;
+      /** The purchase closing its own reservation; absent for callers of WalletService. */
+      readonly purchaseId?: string;
+    }
+  | {
+      /**
+       * A purchase's payout to a party, whose wallet id is the party's id. Opens the wallet (owner = its id) when
+       * it does not exist yet, so that a payout always has somewhere to go.
+       */
+      readonly type: "ReceivePayment";
+      readonly walletId: string;
+      readonly purchaseId: string;
+      readonly artworkId: string;
+      readonly amountCents: bigint;
+      readonly kind: PayoutKind;
+    };
 
 /**
  * What happened to a wallet. STORAGE CONTRACT: these events are persisted and replayed forever; rename or retype
@@ -27,7 +55,20 @@ export type WalletEvent =
   | { readonly type: "WalletOpened"; readonly ownerId: string }
   | { readonly type: "FundsDeposited"; readonly amountCents: bigint }
   | { readonly type: "FundsWithdrawn"; readonly amountCents: bigint }
-  | { readonly type: "FundsReserved"; readonly reservationId: string; readonly amountCents: bigint }
+  | {
+      readonly type: "FundsReserved";
+      readonly reservationId: string;
+      readonly amountCents: bigint;
+      /** The purchase holding the reservation, when one does. */
+      readonly purchaseId?: string;
+    }
+  | {
+      readonly type: "PaymentReceived";
+      readonly purchaseId: string;
+      readonly artworkId: string;
+      readonly amountCents: bigint;
+      readonly kind: PayoutKind;
+    }
   | { readonly type: "ReservationReleased"; readonly reservationId: string; readonly amountCents: bigint }
   | { readonly type: "ReservationSettled"; readonly reservationId: string; readonly amountCents: bigint };
 
@@ -38,6 +79,8 @@ export type WalletEvent =
 export interface Reservation {
   readonly amountCents: bigint;
   readonly status: "Held" | "Released" | "Settled";
+  /** The purchase holding it, when one does: only that purchase releases or settles it. */
+  readonly purchaseId?: string;
 }
 
 /**

@@ -50,6 +50,7 @@ export const artworkKvProjection: KvProjection = {
           break;
         case "ArtworkListed":
         case "ArtworkDelisted":
+        case "ArtworkSold": // the OwnershipTransferred beside it sets the owner
           break;
       }
     }

@@ -1,25 +1,34 @@
 import { Buffer } from "node:buffer";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { KV } from "@nats-io/kv";
-import { RoyaltyShareSchema } from "../../gen/foldline/marketplace/v1/events_pb.js";
+import { PayoutSchema, RoyaltyShareSchema } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import {
   ArtworkViewSchema,
+  MonthlyRoyaltiesSchema,
   OwnershipChangeSchema,
+  PurchaseState,
+  PurchaseViewSchema,
   QueryService,
+  SaleViewSchema,
   WalletViewSchema,
   type ArtworkView,
+  type SaleView,
   type ListArtworksRequest,
 } from "../../gen/foldline/marketplace/v1/query_service_pb.js";
 import { InvalidRequest } from "../../commands/errors.js";
+import { toProtoKind } from "../../commands/marketplace/payout-messages.js";
 import { requireId } from "../../commands/request-fields.js";
+import type { PayoutKind } from "../../domain/artwork/types.js";
+import type { PurchaseStage } from "../../domain/purchase/types.js";
 import { unavailableOr } from "../../streams/nats-errors.js";
 import { NotInReadModel, ReadModelBehind } from "../errors.js";
 import type { AtPosition, ReadModelReader } from "../read-model-reader.js";
 import type { ReadModelDb } from "../read-model-db.js";
 import { artworkKvProjection } from "./artwork-kv.js";
 import type { ArtworkRow, ProvenanceRow } from "./artworks.js";
+import type { PurchaseRow, RoyaltyEarningsRow, SaleRow } from "./sales.js";
 import type { WalletRow } from "./wallets.js";
 
 /** The longest a query waits for its read model to reach the position it asked for. */
@@ -117,6 +126,72 @@ export function registerQueries(router: ConnectRouter, reader: ReadModelReader, 
       };
     },
 
+    async getPurchase(req, context) {
+      const purchaseId = requireId("purchase_id", req.purchaseId);
+      const { value: row, position } = await read("sales", req.minPosition, context, (db) =>
+        db.prepare<[string], PurchaseRow>("SELECT * FROM purchases WHERE purchase_id = ?").get(purchaseId),
+      );
+      if (row === undefined) throw new NotInReadModel(`purchase ${purchaseId}`, position);
+      return {
+        position: BigInt(position),
+        purchase: create(PurchaseViewSchema, {
+          purchaseId: row.purchase_id,
+          artworkId: row.artwork_id,
+          buyerId: row.buyer_id,
+          buyerWalletId: row.buyer_wallet_id,
+          priceCents: row.price_cents,
+          state: purchaseStates[row.stage],
+          reason: row.reason,
+          startedAt: timestampFromDate(new Date(row.started_at)),
+          lastPosition: row.position,
+        }),
+      };
+    },
+
+    async listSales(req, context) {
+      const since = req.since === undefined ? 0 : timestampMs(req.since, "since");
+      const until = req.until === undefined ? Number.MAX_SAFE_INTEGER : timestampMs(req.until, "until");
+      if (until < since) throw new InvalidRequest("until must not be before since");
+      const pageSize = requirePageSize(req.pageSize);
+      const range = `${since}-${until}`;
+      const after = req.pageToken === "" ? 0 : salesCursor(req.pageToken, range);
+      const { value: rows, position } = await read("sales", req.minPosition, context, (db) =>
+        db
+          .prepare<[number, number, number, number], SaleRow>(
+            "SELECT * FROM sales WHERE sold_at_ms >= ? AND sold_at_ms < ? AND position > ? ORDER BY position LIMIT ?",
+          )
+          .all(since, until, after, pageSize + 1),
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        position: BigInt(position),
+        sales: page.map(saleView),
+        nextPageToken:
+          rows.length > pageSize && last !== undefined ? Buffer.from(`sales:${range}:${last.position}`).toString("base64url") : "",
+      };
+    },
+
+    async getRoyaltyEarnings(req, context) {
+      const recipientId = requireId("recipient_id", req.recipientId);
+      const from = req.fromMonth === "" ? "0000-01" : requireMonth("from_month", req.fromMonth);
+      const to = req.toMonth === "" ? "9999-12" : requireMonth("to_month", req.toMonth);
+      const { value: rows, position } = await read("sales", req.minPosition, context, (db) =>
+        db
+          .prepare<[string, string, string], RoyaltyEarningsRow>(
+            "SELECT * FROM royalty_earnings WHERE recipient_id = ? AND month >= ? AND month <= ? ORDER BY month",
+          )
+          .all(recipientId, from, to),
+      );
+      return {
+        position: BigInt(position),
+        months: rows.map((r) =>
+          create(MonthlyRoyaltiesSchema, { month: r.month, amountCents: r.amount_cents, payments: Number(r.payments) }),
+        ),
+        totalCents: rows.reduce((sum, r) => sum + r.amount_cents, 0n),
+      };
+    },
+
     async getRoyaltyInfo(req, context) {
       const artworkId = requireId("artwork_id", req.artworkId);
       const wanted = minPosition(req.minPosition);
@@ -151,6 +226,59 @@ async function kvJson<T>(kv: KV, key: string): Promise<T | undefined> {
 
 async function kvCheckpoint(kv: KV): Promise<number> {
   return (await kvJson<{ position: number }>(kv, `checkpoint.${artworkKvProjection.name}`))?.position ?? 0;
+}
+
+const purchaseStates: Readonly<Record<PurchaseStage, PurchaseState>> = {
+  Started: PurchaseState.STARTED,
+  FundsReserved: PurchaseState.FUNDS_RESERVED,
+  ArtworkTaken: PurchaseState.ARTWORK_TAKEN,
+  Completed: PurchaseState.COMPLETED,
+  Compensating: PurchaseState.COMPENSATING,
+  Failed: PurchaseState.FAILED,
+};
+
+function saleView(row: SaleRow): SaleView {
+  const payouts = JSON.parse(row.payouts) as readonly { recipientId: string; amountCents: string; kind: PayoutKind }[];
+  return create(SaleViewSchema, {
+    purchaseId: row.purchase_id,
+    artworkId: row.artwork_id,
+    sellerId: row.seller_id,
+    buyerId: row.buyer_id,
+    priceCents: row.price_cents,
+    royaltiesCents: row.royalties_cents,
+    payouts: payouts.map((p) =>
+      create(PayoutSchema, { recipientId: p.recipientId, amountCents: BigInt(p.amountCents), kind: toProtoKind(p.kind) }),
+    ),
+    soldAt: timestampFromDate(new Date(row.sold_at)),
+    position: row.position,
+  });
+}
+
+function timestampMs(ts: Timestamp, field: string): number {
+  const ms = Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
+  if (!Number.isSafeInteger(ms) || ms < 0 || ts.nanos < 0 || ts.nanos > 999_999_999) {
+    throw new InvalidRequest(`${field} is not a time foldline can hold: ${ts.seconds}s ${ts.nanos}ns`);
+  }
+  return ms;
+}
+
+const monthPattern = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+function requireMonth(field: string, value: string): string {
+  if (!monthPattern.test(value)) throw new InvalidRequest(`${field} must be a month as YYYY-MM, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+// A sales page token is base64url of `sales:<since ms>-<until ms>:<last position>`: the range is in it, so that a
+// token cannot carry a cursor over to another range.
+function salesCursor(token: string, range: string): number {
+  const text = Buffer.from(token, "base64url").toString();
+  const match = /^sales:(\d+-\d+):(\d{1,16})$/.exec(text);
+  if (match === null || Buffer.from(text).toString("base64url") !== token) {
+    throw new InvalidRequest("page_token is malformed: pass next_page_token of the previous response as it is");
+  }
+  if (match[1] !== range) throw new InvalidRequest("page_token belongs to another range: pass the same since and until as for the first page");
+  return Number(match[2]);
 }
 
 function artworkView(row: ArtworkRow): ArtworkView {

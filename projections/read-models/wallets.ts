@@ -72,6 +72,9 @@ export const walletsProjection: Projection = {
           case "FundsWithdrawn":
             move.run(-event.amountCents, 0n, walletId);
             break;
+          case "PaymentReceived":
+            move.run(event.amountCents, 0n, walletId);
+            break;
           case "FundsReserved":
             reserve.run(walletId, event.reservationId, event.amountCents);
             move.run(0n, event.amountCents, walletId);

@@ -6,6 +6,7 @@ import { loadCommandsConfig } from "../../commands/config.js";
 import { loadProjectionsConfig } from "../../projections/config.js";
 import { ArtworkService } from "../../gen/foldline/marketplace/v1/artwork_service_pb.js";
 import { CommandService } from "../../gen/foldline/marketplace/v1/command_service_pb.js";
+import { PurchaseService } from "../../gen/foldline/marketplace/v1/purchase_service_pb.js";
 import { QueryService } from "../../gen/foldline/marketplace/v1/query_service_pb.js";
 import { WalletService } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -19,6 +20,7 @@ export interface Clients {
   readonly artwork: Client<typeof ArtworkService>;
   readonly wallet: Client<typeof WalletService>;
   readonly commands: Client<typeof CommandService>;
+  readonly purchases: Client<typeof PurchaseService>;
   readonly queries: Client<typeof QueryService>;
   readonly health: Client<typeof Health>;
 }
@@ -33,6 +35,7 @@ export function clients(url: string, protocol: Protocol = "grpc"): Clients {
     artwork: createClient(ArtworkService, transport),
     wallet: createClient(WalletService, transport),
     commands: createClient(CommandService, transport),
+    purchases: createClient(PurchaseService, transport),
     queries: createClient(QueryService, transport),
     health: createClient(Health, transport),
   };

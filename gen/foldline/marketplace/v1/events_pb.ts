@@ -12,15 +12,15 @@
 // 100 %. An aggregate's id is the last token of its subject (`ev.artwork.<id>`, `ev.wallet.<id>`), so events do
 // not repeat it.
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file foldline/marketplace/v1/events.proto.
  */
 export const file_foldline_marketplace_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiRmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9ldmVudHMucHJvdG8SF2ZvbGRsaW5lLm1hcmtldHBsYWNlLnYxIjoKDFJveWFsdHlTaGFyZRIUCgxyZWNpcGllbnRfaWQYASABKAkSFAoMYmFzaXNfcG9pbnRzGAIgASgNIoUBCg1BcnR3b3JrTWludGVkEhEKCWFydGlzdF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIUCgxjb250ZW50X2hhc2gYAyABKAkSPAoNcm95YWx0eV9zcGxpdBgEIAMoCzIlLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlJveWFsdHlTaGFyZSJTChNSb3lhbHR5U3BsaXRDaGFuZ2VkEjwKDXJveWFsdHlfc3BsaXQYASADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUiJAoNQXJ0d29ya0xpc3RlZBITCgtwcmljZV9jZW50cxgBIAEoAyIRCg9BcnR3b3JrRGVsaXN0ZWQiQgoUT3duZXJzaGlwVHJhbnNmZXJyZWQSFQoNZnJvbV9vd25lcl9pZBgBIAEoCRITCgt0b19vd25lcl9pZBgCIAEoCSIPCg1BcnR3b3JrQnVybmVkIiAKDFdhbGxldE9wZW5lZBIQCghvd25lcl9pZBgBIAEoCSImCg5GdW5kc0RlcG9zaXRlZBIUCgxhbW91bnRfY2VudHMYASABKAMiJgoORnVuZHNXaXRoZHJhd24SFAoMYW1vdW50X2NlbnRzGAEgASgDIj0KDUZ1bmRzUmVzZXJ2ZWQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDIkMKE1Jlc2VydmF0aW9uUmVsZWFzZWQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDIkIKElJlc2VydmF0aW9uU2V0dGxlZBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKANiBnByb3RvMw");
+  fileDesc("CiRmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9ldmVudHMucHJvdG8SF2ZvbGRsaW5lLm1hcmtldHBsYWNlLnYxIjoKDFJveWFsdHlTaGFyZRIUCgxyZWNpcGllbnRfaWQYASABKAkSFAoMYmFzaXNfcG9pbnRzGAIgASgNIoUBCg1BcnR3b3JrTWludGVkEhEKCWFydGlzdF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIUCgxjb250ZW50X2hhc2gYAyABKAkSPAoNcm95YWx0eV9zcGxpdBgEIAMoCzIlLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlJveWFsdHlTaGFyZSJTChNSb3lhbHR5U3BsaXRDaGFuZ2VkEjwKDXJveWFsdHlfc3BsaXQYASADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUiJAoNQXJ0d29ya0xpc3RlZBITCgtwcmljZV9jZW50cxgBIAEoAyIRCg9BcnR3b3JrRGVsaXN0ZWQiQgoUT3duZXJzaGlwVHJhbnNmZXJyZWQSFQoNZnJvbV9vd25lcl9pZBgBIAEoCRITCgt0b19vd25lcl9pZBgCIAEoCSKOAQoLQXJ0d29ya1NvbGQSEwoLcHVyY2hhc2VfaWQYASABKAkSEQoJc2VsbGVyX2lkGAIgASgJEhAKCGJ1eWVyX2lkGAMgASgJEhMKC3ByaWNlX2NlbnRzGAQgASgDEjAKB3BheW91dHMYBSADKAsyHy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXQiZwoGUGF5b3V0EhQKDHJlY2lwaWVudF9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMSMQoEa2luZBgDIAEoDjIjLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dEtpbmQiDwoNQXJ0d29ya0J1cm5lZCIgCgxXYWxsZXRPcGVuZWQSEAoIb3duZXJfaWQYASABKAkiJgoORnVuZHNEZXBvc2l0ZWQSFAoMYW1vdW50X2NlbnRzGAEgASgDIiYKDkZ1bmRzV2l0aGRyYXduEhQKDGFtb3VudF9jZW50cxgBIAEoAyJSCg1GdW5kc1Jlc2VydmVkEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEhQKDGFtb3VudF9jZW50cxgCIAEoAxITCgtwdXJjaGFzZV9pZBgDIAEoCSKDAQoPUGF5bWVudFJlY2VpdmVkEhMKC3B1cmNoYXNlX2lkGAEgASgJEhIKCmFydHdvcmtfaWQYAiABKAkSFAoMYW1vdW50X2NlbnRzGAMgASgDEjEKBGtpbmQYBCABKA4yIy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXRLaW5kIkMKE1Jlc2VydmF0aW9uUmVsZWFzZWQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDIkIKElJlc2VydmF0aW9uU2V0dGxlZBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMiZQoPUHVyY2hhc2VTdGFydGVkEhIKCmFydHdvcmtfaWQYASABKAkSEAoIYnV5ZXJfaWQYAiABKAkSFwoPYnV5ZXJfd2FsbGV0X2lkGAMgASgJEhMKC3ByaWNlX2NlbnRzGAQgASgDIhcKFVB1cmNoYXNlRnVuZHNSZXNlcnZlZCJbChRQdXJjaGFzZUFydHdvcmtUYWtlbhIRCglzZWxsZXJfaWQYASABKAkSMAoHcGF5b3V0cxgCIAMoCzIfLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dCITChFQdXJjaGFzZUNvbXBsZXRlZCImChRQdXJjaGFzZUNvbXBlbnNhdGluZxIOCgZyZWFzb24YASABKAkiIAoOUHVyY2hhc2VGYWlsZWQSDgoGcmVhc29uGAEgASgJKmEKClBheW91dEtpbmQSGwoXUEFZT1VUX0tJTkRfVU5TUEVDSUZJRUQQABIdChlQQVlPVVRfS0lORF9TQUxFX1BST0NFRURTEAESFwoTUEFZT1VUX0tJTkRfUk9ZQUxUWRACYgZwcm90bzM");
 
 /**
  * RoyaltyShare is one recipient's cut of every sale.
@@ -170,6 +170,87 @@ export const OwnershipTransferredSchema: GenMessage<OwnershipTransferred> = /*@_
   messageDesc(file_foldline_marketplace_v1_events, 5);
 
 /**
+ * ArtworkSold records a purchase taking the artwork: it comes with the OwnershipTransferred from the seller
+ * to the buyer, in the same commit. The payouts split the price, to the cent: see Payout.
+ *
+ * @generated from message foldline.marketplace.v1.ArtworkSold
+ */
+export type ArtworkSold = Message<"foldline.marketplace.v1.ArtworkSold"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * The owner who sold it.
+   *
+   * @generated from field: string seller_id = 2;
+   */
+  sellerId: string;
+
+  /**
+   * The new owner.
+   *
+   * @generated from field: string buyer_id = 3;
+   */
+  buyerId: string;
+
+  /**
+   * The listing's price, which the buyer offered. Cents, > 0.
+   *
+   * @generated from field: int64 price_cents = 4;
+   */
+  priceCents: bigint;
+
+  /**
+   * Who receives what of the price: each royalty recipient, in the split's order, then the seller. The amounts
+   * add up to price_cents.
+   *
+   * @generated from field: repeated foldline.marketplace.v1.Payout payouts = 5;
+   */
+  payouts: Payout[];
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ArtworkSold.
+ * Use `create(ArtworkSoldSchema)` to create a new message.
+ */
+export const ArtworkSoldSchema: GenMessage<ArtworkSold> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 6);
+
+/**
+ * Payout is one share of a sale's price. A royalty recipient receives floor(price_cents * basis_points / 10 000);
+ * the seller receives the rest, so rounding never loses a cent.
+ *
+ * @generated from message foldline.marketplace.v1.Payout
+ */
+export type Payout = Message<"foldline.marketplace.v1.Payout"> & {
+  /**
+   * @generated from field: string recipient_id = 1;
+   */
+  recipientId: string;
+
+  /**
+   * Cents, >= 0.
+   *
+   * @generated from field: int64 amount_cents = 2;
+   */
+  amountCents: bigint;
+
+  /**
+   * @generated from field: foldline.marketplace.v1.PayoutKind kind = 3;
+   */
+  kind: PayoutKind;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.Payout.
+ * Use `create(PayoutSchema)` to create a new message.
+ */
+export const PayoutSchema: GenMessage<Payout> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 7);
+
+/**
  * ArtworkBurned is terminal: a burned artwork accepts no further command.
  *
  * @generated from message foldline.marketplace.v1.ArtworkBurned
@@ -182,7 +263,7 @@ export type ArtworkBurned = Message<"foldline.marketplace.v1.ArtworkBurned"> & {
  * Use `create(ArtworkBurnedSchema)` to create a new message.
  */
 export const ArtworkBurnedSchema: GenMessage<ArtworkBurned> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 6);
+  messageDesc(file_foldline_marketplace_v1_events, 8);
 
 /**
  * WalletOpened opens a wallet with a zero balance.
@@ -201,7 +282,7 @@ export type WalletOpened = Message<"foldline.marketplace.v1.WalletOpened"> & {
  * Use `create(WalletOpenedSchema)` to create a new message.
  */
 export const WalletOpenedSchema: GenMessage<WalletOpened> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 7);
+  messageDesc(file_foldline_marketplace_v1_events, 9);
 
 /**
  * FundsDeposited adds money to the balance.
@@ -222,7 +303,7 @@ export type FundsDeposited = Message<"foldline.marketplace.v1.FundsDeposited"> &
  * Use `create(FundsDepositedSchema)` to create a new message.
  */
 export const FundsDepositedSchema: GenMessage<FundsDeposited> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 8);
+  messageDesc(file_foldline_marketplace_v1_events, 10);
 
 /**
  * FundsWithdrawn takes money out of the available balance.
@@ -243,7 +324,7 @@ export type FundsWithdrawn = Message<"foldline.marketplace.v1.FundsWithdrawn"> &
  * Use `create(FundsWithdrawnSchema)` to create a new message.
  */
 export const FundsWithdrawnSchema: GenMessage<FundsWithdrawn> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 9);
+  messageDesc(file_foldline_marketplace_v1_events, 11);
 
 /**
  * FundsReserved sets money aside for a purchase: it stays in the balance but is no longer available.
@@ -264,6 +345,14 @@ export type FundsReserved = Message<"foldline.marketplace.v1.FundsReserved"> & {
    * @generated from field: int64 amount_cents = 2;
    */
   amountCents: bigint;
+
+  /**
+   * Set when a purchase holds the reservation (its reservation_id is then the purchase id): only that purchase
+   * releases or settles it. Empty for a reservation made through WalletService.
+   *
+   * @generated from field: string purchase_id = 3;
+   */
+  purchaseId: string;
 };
 
 /**
@@ -271,7 +360,47 @@ export type FundsReserved = Message<"foldline.marketplace.v1.FundsReserved"> & {
  * Use `create(FundsReservedSchema)` to create a new message.
  */
 export const FundsReservedSchema: GenMessage<FundsReserved> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 10);
+  messageDesc(file_foldline_marketplace_v1_events, 12);
+
+/**
+ * PaymentReceived adds a purchase's payout to the balance: the seller's proceeds or a royalty. A party's payouts
+ * go to the wallet whose id is the party's id; the first payment opens it (WalletOpened, owner = that id, in the
+ * same commit).
+ *
+ * @generated from message foldline.marketplace.v1.PaymentReceived
+ */
+export type PaymentReceived = Message<"foldline.marketplace.v1.PaymentReceived"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * The artwork sold.
+   *
+   * @generated from field: string artwork_id = 2;
+   */
+  artworkId: string;
+
+  /**
+   * Cents, > 0.
+   *
+   * @generated from field: int64 amount_cents = 3;
+   */
+  amountCents: bigint;
+
+  /**
+   * @generated from field: foldline.marketplace.v1.PayoutKind kind = 4;
+   */
+  kind: PayoutKind;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PaymentReceived.
+ * Use `create(PaymentReceivedSchema)` to create a new message.
+ */
+export const PaymentReceivedSchema: GenMessage<PaymentReceived> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 13);
 
 /**
  * ReservationReleased returns reserved money to the available balance.
@@ -297,7 +426,7 @@ export type ReservationReleased = Message<"foldline.marketplace.v1.ReservationRe
  * Use `create(ReservationReleasedSchema)` to create a new message.
  */
 export const ReservationReleasedSchema: GenMessage<ReservationReleased> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 11);
+  messageDesc(file_foldline_marketplace_v1_events, 14);
 
 /**
  * ReservationSettled pays reserved money out: it leaves the balance.
@@ -323,5 +452,176 @@ export type ReservationSettled = Message<"foldline.marketplace.v1.ReservationSet
  * Use `create(ReservationSettledSchema)` to create a new message.
  */
 export const ReservationSettledSchema: GenMessage<ReservationSettled> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 12);
+  messageDesc(file_foldline_marketplace_v1_events, 15);
+
+/**
+ * PurchaseStarted opens a purchase (stream `ev.purchase.<purchase id>`): the buyer offers the listing's price
+ * for the artwork, paid from the buyer's wallet. The purchase process manager takes it from there: it reserves
+ * the price, takes the artwork, settles the reservation and pays the seller and the royalty recipients, or
+ * releases the reservation when the artwork cannot be taken.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseStarted
+ */
+export type PurchaseStarted = Message<"foldline.marketplace.v1.PurchaseStarted"> & {
+  /**
+   * @generated from field: string artwork_id = 1;
+   */
+  artworkId: string;
+
+  /**
+   * The artwork's new owner.
+   *
+   * @generated from field: string buyer_id = 2;
+   */
+  buyerId: string;
+
+  /**
+   * The wallet that pays.
+   *
+   * @generated from field: string buyer_wallet_id = 3;
+   */
+  buyerWalletId: string;
+
+  /**
+   * Cents, > 0: must equal the listing's price when the artwork is taken.
+   *
+   * @generated from field: int64 price_cents = 4;
+   */
+  priceCents: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseStarted.
+ * Use `create(PurchaseStartedSchema)` to create a new message.
+ */
+export const PurchaseStartedSchema: GenMessage<PurchaseStarted> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 16);
+
+/**
+ * PurchaseFundsReserved records that the price is held in the buyer's wallet under the purchase's id.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseFundsReserved
+ */
+export type PurchaseFundsReserved = Message<"foldline.marketplace.v1.PurchaseFundsReserved"> & {
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseFundsReserved.
+ * Use `create(PurchaseFundsReservedSchema)` to create a new message.
+ */
+export const PurchaseFundsReservedSchema: GenMessage<PurchaseFundsReserved> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 17);
+
+/**
+ * PurchaseArtworkTaken records that the artwork passed to the buyer (ArtworkSold), with the payouts still to make.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseArtworkTaken
+ */
+export type PurchaseArtworkTaken = Message<"foldline.marketplace.v1.PurchaseArtworkTaken"> & {
+  /**
+   * @generated from field: string seller_id = 1;
+   */
+  sellerId: string;
+
+  /**
+   * @generated from field: repeated foldline.marketplace.v1.Payout payouts = 2;
+   */
+  payouts: Payout[];
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseArtworkTaken.
+ * Use `create(PurchaseArtworkTakenSchema)` to create a new message.
+ */
+export const PurchaseArtworkTakenSchema: GenMessage<PurchaseArtworkTaken> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 18);
+
+/**
+ * PurchaseCompleted is terminal: the reservation is settled and every payout was made.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseCompleted
+ */
+export type PurchaseCompleted = Message<"foldline.marketplace.v1.PurchaseCompleted"> & {
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseCompleted.
+ * Use `create(PurchaseCompletedSchema)` to create a new message.
+ */
+export const PurchaseCompletedSchema: GenMessage<PurchaseCompleted> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 19);
+
+/**
+ * PurchaseCompensating records that the artwork could not be taken after the price was reserved; the
+ * reservation is released next, then the purchase fails.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseCompensating
+ */
+export type PurchaseCompensating = Message<"foldline.marketplace.v1.PurchaseCompensating"> & {
+  /**
+   * Why the artwork could not be taken.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseCompensating.
+ * Use `create(PurchaseCompensatingSchema)` to create a new message.
+ */
+export const PurchaseCompensatingSchema: GenMessage<PurchaseCompensating> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 20);
+
+/**
+ * PurchaseFailed is terminal: nothing was bought and the buyer's money is available again (it was never reserved,
+ * or the reservation was released).
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseFailed
+ */
+export type PurchaseFailed = Message<"foldline.marketplace.v1.PurchaseFailed"> & {
+  /**
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseFailed.
+ * Use `create(PurchaseFailedSchema)` to create a new message.
+ */
+export const PurchaseFailedSchema: GenMessage<PurchaseFailed> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 21);
+
+/**
+ * PayoutKind says why a party is paid.
+ *
+ * @generated from enum foldline.marketplace.v1.PayoutKind
+ */
+export enum PayoutKind {
+  /**
+   * @generated from enum value: PAYOUT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The seller's part of the price.
+   *
+   * @generated from enum value: PAYOUT_KIND_SALE_PROCEEDS = 1;
+   */
+  SALE_PROCEEDS = 1,
+
+  /**
+   * A royalty recipient's share.
+   *
+   * @generated from enum value: PAYOUT_KIND_ROYALTY = 2;
+   */
+  ROYALTY = 2,
+}
+
+/**
+ * Describes the enum foldline.marketplace.v1.PayoutKind.
+ */
+export const PayoutKindSchema: GenEnum<PayoutKind> = /*@__PURE__*/
+  enumDesc(file_foldline_marketplace_v1_events, 0);
 

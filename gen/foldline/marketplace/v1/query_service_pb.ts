@@ -2,9 +2,9 @@
 // @generated from file foldline/marketplace/v1/query_service.proto (package foldline.marketplace.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { RoyaltyShare } from "./events_pb.js";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Payout, RoyaltyShare } from "./events_pb.js";
 import { file_foldline_marketplace_v1_events } from "./events_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file foldline/marketplace/v1/query_service.proto.
  */
 export const file_foldline_marketplace_v1_query_service: GenFile = /*@__PURE__*/
-  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEIj0KEUdldEFydHdvcmtSZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIl0KEkdldEFydHdvcmtSZXNwb25zZRI1CgdhcnR3b3JrGAEgASgLMiQuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQXJ0d29ya1ZpZXcSEAoIcG9zaXRpb24YAiABKAQiyAIKC0FydHdvcmtWaWV3EhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEhAKCG93bmVyX2lkGAMgASgJEg0KBXRpdGxlGAQgASgJEhQKDGNvbnRlbnRfaGFzaBgFIAEoCRI8Cg1yb3lhbHR5X3NwbGl0GAYgAygLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUm95YWx0eVNoYXJlEh8KEmxpc3RlZF9wcmljZV9jZW50cxgHIAEoA0gAiAEBEg4KBmJ1cm5lZBgIIAEoCBItCgltaW50ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAQSFQoNbGFzdF9wb3NpdGlvbhgLIAEoBEIVChNfbGlzdGVkX3ByaWNlX2NlbnRzIoUBChNMaXN0QXJ0d29ya3NSZXF1ZXN0EhIKCG93bmVyX2lkGAEgASgJSAASEwoJYXJ0aXN0X2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEQggKBmZpbHRlciJ5ChRMaXN0QXJ0d29ya3NSZXNwb25zZRI2CghhcnR3b3JrcxgBIAMoCzIkLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkFydHdvcmtWaWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIQCghwb3NpdGlvbhgDIAEoBCJAChRHZXRQcm92ZW5hbmNlUmVxdWVzdBISCgphcnR3b3JrX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJkChVHZXRQcm92ZW5hbmNlUmVzcG9uc2USOQoHY2hhbmdlcxgBIAMoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLk93bmVyc2hpcENoYW5nZRIQCghwb3NpdGlvbhgCIAEoBCKIAQoPT3duZXJzaGlwQ2hhbmdlEhAKCHBvc2l0aW9uGAEgASgEEg8KB3ZlcnNpb24YAiABKAQSFQoNZnJvbV9vd25lcl9pZBgDIAEoCRITCgt0b19vd25lcl9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoVR2V0Um95YWx0eUluZm9SZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIo8BChZHZXRSb3lhbHR5SW5mb1Jlc3BvbnNlEhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEjwKDXJveWFsdHlfc3BsaXQYAyADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUSEAoIcG9zaXRpb24YBCABKAQyqQQKDFF1ZXJ5U2VydmljZRJiCglHZXRXYWxsZXQSKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRXYWxsZXRSZXF1ZXN0GiouZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVzcG9uc2USZQoKR2V0QXJ0d29yaxIqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldEFydHdvcmtSZXF1ZXN0GisuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0QXJ0d29ya1Jlc3BvbnNlEmsKDExpc3RBcnR3b3JrcxIsLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkxpc3RBcnR3b3Jrc1JlcXVlc3QaLS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5MaXN0QXJ0d29ya3NSZXNwb25zZRJuCg1HZXRQcm92ZW5hbmNlEi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0UHJvdmVuYW5jZVJlcXVlc3QaLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRQcm92ZW5hbmNlUmVzcG9uc2UScQoOR2V0Um95YWx0eUluZm8SLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRSb3lhbHR5SW5mb1JlcXVlc3QaLy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRSb3lhbHR5SW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_foldline_marketplace_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("Citmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9xdWVyeV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSI7ChBHZXRXYWxsZXRSZXF1ZXN0EhEKCXdhbGxldF9pZBgBIAEoCRIUCgxtaW5fcG9zaXRpb24YAiABKAQiWgoRR2V0V2FsbGV0UmVzcG9uc2USMwoGd2FsbGV0GAEgASgLMiMuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuV2FsbGV0VmlldxIQCghwb3NpdGlvbhgCIAEoBCKhAQoKV2FsbGV0VmlldxIRCgl3YWxsZXRfaWQYASABKAkSEAoIb3duZXJfaWQYAiABKAkSFQoNYmFsYW5jZV9jZW50cxgDIAEoAxIWCg5yZXNlcnZlZF9jZW50cxgEIAEoAxIXCg9hdmFpbGFibGVfY2VudHMYBSABKAMSDwoHdmVyc2lvbhgGIAEoBBIVCg1sYXN0X3Bvc2l0aW9uGAcgASgEIj0KEUdldEFydHdvcmtSZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIl0KEkdldEFydHdvcmtSZXNwb25zZRI1CgdhcnR3b3JrGAEgASgLMiQuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQXJ0d29ya1ZpZXcSEAoIcG9zaXRpb24YAiABKAQiyAIKC0FydHdvcmtWaWV3EhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEhAKCG93bmVyX2lkGAMgASgJEg0KBXRpdGxlGAQgASgJEhQKDGNvbnRlbnRfaGFzaBgFIAEoCRI8Cg1yb3lhbHR5X3NwbGl0GAYgAygLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUm95YWx0eVNoYXJlEh8KEmxpc3RlZF9wcmljZV9jZW50cxgHIAEoA0gAiAEBEg4KBmJ1cm5lZBgIIAEoCBItCgltaW50ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAQSFQoNbGFzdF9wb3NpdGlvbhgLIAEoBEIVChNfbGlzdGVkX3ByaWNlX2NlbnRzIoUBChNMaXN0QXJ0d29ya3NSZXF1ZXN0EhIKCG93bmVyX2lkGAEgASgJSAASEwoJYXJ0aXN0X2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEQggKBmZpbHRlciJ5ChRMaXN0QXJ0d29ya3NSZXNwb25zZRI2CghhcnR3b3JrcxgBIAMoCzIkLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkFydHdvcmtWaWV3EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIQCghwb3NpdGlvbhgDIAEoBCJAChRHZXRQcm92ZW5hbmNlUmVxdWVzdBISCgphcnR3b3JrX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJkChVHZXRQcm92ZW5hbmNlUmVzcG9uc2USOQoHY2hhbmdlcxgBIAMoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLk93bmVyc2hpcENoYW5nZRIQCghwb3NpdGlvbhgCIAEoBCKIAQoPT3duZXJzaGlwQ2hhbmdlEhAKCHBvc2l0aW9uGAEgASgEEg8KB3ZlcnNpb24YAiABKAQSFQoNZnJvbV9vd25lcl9pZBgDIAEoCRITCgt0b19vd25lcl9pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoVR2V0Um95YWx0eUluZm9SZXF1ZXN0EhIKCmFydHdvcmtfaWQYASABKAkSFAoMbWluX3Bvc2l0aW9uGAIgASgEIo8BChZHZXRSb3lhbHR5SW5mb1Jlc3BvbnNlEhIKCmFydHdvcmtfaWQYASABKAkSEQoJYXJ0aXN0X2lkGAIgASgJEjwKDXJveWFsdHlfc3BsaXQYAyADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUSEAoIcG9zaXRpb24YBCABKAQiPwoSR2V0UHVyY2hhc2VSZXF1ZXN0EhMKC3B1cmNoYXNlX2lkGAEgASgJEhQKDG1pbl9wb3NpdGlvbhgCIAEoBCJgChNHZXRQdXJjaGFzZVJlc3BvbnNlEjcKCHB1cmNoYXNlGAEgASgLMiUuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VWaWV3EhAKCHBvc2l0aW9uGAIgASgEIoUCCgxQdXJjaGFzZVZpZXcSEwoLcHVyY2hhc2VfaWQYASABKAkSEgoKYXJ0d29ya19pZBgCIAEoCRIQCghidXllcl9pZBgDIAEoCRIXCg9idXllcl93YWxsZXRfaWQYBCABKAkSEwoLcHJpY2VfY2VudHMYBSABKAMSNQoFc3RhdGUYBiABKA4yJi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QdXJjaGFzZVN0YXRlEg4KBnJlYXNvbhgHIAEoCRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3Bvc2l0aW9uGAkgASgEIqUBChBMaXN0U2FsZXNSZXF1ZXN0EikKBXNpbmNlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSFAoMbWluX3Bvc2l0aW9uGAUgASgEInAKEUxpc3RTYWxlc1Jlc3BvbnNlEjAKBXNhbGVzGAEgAygLMiEuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuU2FsZVZpZXcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhAKCHBvc2l0aW9uGAMgASgEIvcBCghTYWxlVmlldxITCgtwdXJjaGFzZV9pZBgBIAEoCRISCgphcnR3b3JrX2lkGAIgASgJEhEKCXNlbGxlcl9pZBgDIAEoCRIQCghidXllcl9pZBgEIAEoCRITCgtwcmljZV9jZW50cxgFIAEoAxIXCg9yb3lhbHRpZXNfY2VudHMYBiABKAMSMAoHcGF5b3V0cxgHIAMoCzIfLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dBIrCgdzb2xkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwb3NpdGlvbhgJIAEoBCJtChlHZXRSb3lhbHR5RWFybmluZ3NSZXF1ZXN0EhQKDHJlY2lwaWVudF9pZBgBIAEoCRISCgpmcm9tX21vbnRoGAIgASgJEhAKCHRvX21vbnRoGAMgASgJEhQKDG1pbl9wb3NpdGlvbhgEIAEoBCJ+ChpHZXRSb3lhbHR5RWFybmluZ3NSZXNwb25zZRI5CgZtb250aHMYASADKAsyKS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Nb250aGx5Um95YWx0aWVzEhMKC3RvdGFsX2NlbnRzGAIgASgDEhAKCHBvc2l0aW9uGAMgASgEIkkKEE1vbnRobHlSb3lhbHRpZXMSDQoFbW9udGgYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDEhAKCHBheW1lbnRzGAMgASgNKuoBCg1QdXJjaGFzZVN0YXRlEh4KGlBVUkNIQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUFVSQ0hBU0VfU1RBVEVfU1RBUlRFRBABEiEKHVBVUkNIQVNFX1NUQVRFX0ZVTkRTX1JFU0VSVkVEEAISIAocUFVSQ0hBU0VfU1RBVEVfQVJUV09SS19UQUtFThADEhwKGFBVUkNIQVNFX1NUQVRFX0NPTVBMRVRFRBAEEh8KG1BVUkNIQVNFX1NUQVRFX0NPTVBFTlNBVElORxAFEhkKFVBVUkNIQVNFX1NUQVRFX0ZBSUxFRBAGMvYGCgxRdWVyeVNlcnZpY2USYgoJR2V0V2FsbGV0EikuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0V2FsbGV0UmVxdWVzdBoqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldFdhbGxldFJlc3BvbnNlEmUKCkdldEFydHdvcmsSKi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRBcnR3b3JrUmVxdWVzdBorLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldEFydHdvcmtSZXNwb25zZRJrCgxMaXN0QXJ0d29ya3MSLC5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5MaXN0QXJ0d29ya3NSZXF1ZXN0Gi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuTGlzdEFydHdvcmtzUmVzcG9uc2USbgoNR2V0UHJvdmVuYW5jZRItLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldFByb3ZlbmFuY2VSZXF1ZXN0Gi4uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0UHJvdmVuYW5jZVJlc3BvbnNlEnEKDkdldFJveWFsdHlJbmZvEi4uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0Um95YWx0eUluZm9SZXF1ZXN0Gi8uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuR2V0Um95YWx0eUluZm9SZXNwb25zZRJoCgtHZXRQdXJjaGFzZRIrLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldFB1cmNoYXNlUmVxdWVzdBosLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldFB1cmNoYXNlUmVzcG9uc2USYgoJTGlzdFNhbGVzEikuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuTGlzdFNhbGVzUmVxdWVzdBoqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkxpc3RTYWxlc1Jlc3BvbnNlEn0KEkdldFJveWFsdHlFYXJuaW5ncxIyLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkdldFJveWFsdHlFYXJuaW5nc1JlcXVlc3QaMy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5HZXRSb3lhbHR5RWFybmluZ3NSZXNwb25zZWIGcHJvdG8z", [file_foldline_marketplace_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * GetWalletRequest names a wallet.
@@ -534,6 +534,438 @@ export const GetRoyaltyInfoResponseSchema: GenMessage<GetRoyaltyInfoResponse> = 
   messageDesc(file_foldline_marketplace_v1_query_service, 12);
 
 /**
+ * GetPurchaseRequest names a purchase.
+ *
+ * @generated from message foldline.marketplace.v1.GetPurchaseRequest
+ */
+export type GetPurchaseRequest = Message<"foldline.marketplace.v1.GetPurchaseRequest"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 2;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetPurchaseRequest.
+ * Use `create(GetPurchaseRequestSchema)` to create a new message.
+ */
+export const GetPurchaseRequestSchema: GenMessage<GetPurchaseRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 13);
+
+/**
+ * GetPurchaseResponse is a purchase as the read model holds it.
+ *
+ * @generated from message foldline.marketplace.v1.GetPurchaseResponse
+ */
+export type GetPurchaseResponse = Message<"foldline.marketplace.v1.GetPurchaseResponse"> & {
+  /**
+   * @generated from field: foldline.marketplace.v1.PurchaseView purchase = 1;
+   */
+  purchase?: PurchaseView | undefined;
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 2;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetPurchaseResponse.
+ * Use `create(GetPurchaseResponseSchema)` to create a new message.
+ */
+export const GetPurchaseResponseSchema: GenMessage<GetPurchaseResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 14);
+
+/**
+ * PurchaseView is a purchase's request and how far it got.
+ *
+ * @generated from message foldline.marketplace.v1.PurchaseView
+ */
+export type PurchaseView = Message<"foldline.marketplace.v1.PurchaseView"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * @generated from field: string artwork_id = 2;
+   */
+  artworkId: string;
+
+  /**
+   * @generated from field: string buyer_id = 3;
+   */
+  buyerId: string;
+
+  /**
+   * @generated from field: string buyer_wallet_id = 4;
+   */
+  buyerWalletId: string;
+
+  /**
+   * @generated from field: int64 price_cents = 5;
+   */
+  priceCents: bigint;
+
+  /**
+   * @generated from field: foldline.marketplace.v1.PurchaseState state = 6;
+   */
+  state: PurchaseState;
+
+  /**
+   * Why it failed (or is being compensated); empty otherwise.
+   *
+   * @generated from field: string reason = 7;
+   */
+  reason: string;
+
+  /**
+   * When the purchase was started (millisecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 8;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * The stream sequence of the purchase's last commit.
+   *
+   * @generated from field: uint64 last_position = 9;
+   */
+  lastPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchaseView.
+ * Use `create(PurchaseViewSchema)` to create a new message.
+ */
+export const PurchaseViewSchema: GenMessage<PurchaseView> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 15);
+
+/**
+ * ListSalesRequest asks for one page of the sales recorded in [since, until).
+ *
+ * @generated from message foldline.marketplace.v1.ListSalesRequest
+ */
+export type ListSalesRequest = Message<"foldline.marketplace.v1.ListSalesRequest"> & {
+  /**
+   * Sales recorded at or after this time; absent: from the first.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Sales recorded before this time; absent: up to the last.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * The most sales in one page: 1..100; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page; for the next, the previous response's next_page_token, with the same range.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 5;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ListSalesRequest.
+ * Use `create(ListSalesRequestSchema)` to create a new message.
+ */
+export const ListSalesRequestSchema: GenMessage<ListSalesRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 16);
+
+/**
+ * ListSalesResponse is one page of sales, in stream order.
+ *
+ * @generated from message foldline.marketplace.v1.ListSalesResponse
+ */
+export type ListSalesResponse = Message<"foldline.marketplace.v1.ListSalesResponse"> & {
+  /**
+   * @generated from field: repeated foldline.marketplace.v1.SaleView sales = 1;
+   */
+  sales: SaleView[];
+
+  /**
+   * The token of the next page; empty when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 3;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ListSalesResponse.
+ * Use `create(ListSalesResponseSchema)` to create a new message.
+ */
+export const ListSalesResponseSchema: GenMessage<ListSalesResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 17);
+
+/**
+ * SaleView is one sale: an artwork passing from seller to buyer through a purchase.
+ *
+ * @generated from message foldline.marketplace.v1.SaleView
+ */
+export type SaleView = Message<"foldline.marketplace.v1.SaleView"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * @generated from field: string artwork_id = 2;
+   */
+  artworkId: string;
+
+  /**
+   * @generated from field: string seller_id = 3;
+   */
+  sellerId: string;
+
+  /**
+   * @generated from field: string buyer_id = 4;
+   */
+  buyerId: string;
+
+  /**
+   * @generated from field: int64 price_cents = 5;
+   */
+  priceCents: bigint;
+
+  /**
+   * The part of the price paid out as royalties.
+   *
+   * @generated from field: int64 royalties_cents = 6;
+   */
+  royaltiesCents: bigint;
+
+  /**
+   * Who received what, royalties first, then the seller's proceeds; the amounts add up to price_cents.
+   *
+   * @generated from field: repeated foldline.marketplace.v1.Payout payouts = 7;
+   */
+  payouts: Payout[];
+
+  /**
+   * When the sale was recorded (millisecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp sold_at = 8;
+   */
+  soldAt?: Timestamp | undefined;
+
+  /**
+   * The stream sequence of the sale's commit.
+   *
+   * @generated from field: uint64 position = 9;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.SaleView.
+ * Use `create(SaleViewSchema)` to create a new message.
+ */
+export const SaleViewSchema: GenMessage<SaleView> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 18);
+
+/**
+ * GetRoyaltyEarningsRequest names a royalty recipient and an optional range of months.
+ *
+ * @generated from message foldline.marketplace.v1.GetRoyaltyEarningsRequest
+ */
+export type GetRoyaltyEarningsRequest = Message<"foldline.marketplace.v1.GetRoyaltyEarningsRequest"> & {
+  /**
+   * @generated from field: string recipient_id = 1;
+   */
+  recipientId: string;
+
+  /**
+   * The first month, "YYYY-MM" (UTC); empty: from the first.
+   *
+   * @generated from field: string from_month = 2;
+   */
+  fromMonth: string;
+
+  /**
+   * The last month, "YYYY-MM" (UTC), included; empty: up to the last.
+   *
+   * @generated from field: string to_month = 3;
+   */
+  toMonth: string;
+
+  /**
+   * Wait until the read model reflects at least this stream sequence.
+   *
+   * @generated from field: uint64 min_position = 4;
+   */
+  minPosition: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetRoyaltyEarningsRequest.
+ * Use `create(GetRoyaltyEarningsRequestSchema)` to create a new message.
+ */
+export const GetRoyaltyEarningsRequestSchema: GenMessage<GetRoyaltyEarningsRequest> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 19);
+
+/**
+ * GetRoyaltyEarningsResponse lists the months in the range with earnings, oldest first.
+ *
+ * @generated from message foldline.marketplace.v1.GetRoyaltyEarningsResponse
+ */
+export type GetRoyaltyEarningsResponse = Message<"foldline.marketplace.v1.GetRoyaltyEarningsResponse"> & {
+  /**
+   * @generated from field: repeated foldline.marketplace.v1.MonthlyRoyalties months = 1;
+   */
+  months: MonthlyRoyalties[];
+
+  /**
+   * The sum over the months listed.
+   *
+   * @generated from field: int64 total_cents = 2;
+   */
+  totalCents: bigint;
+
+  /**
+   * The stream sequence the read model reflects: every commit up to it is included.
+   *
+   * @generated from field: uint64 position = 3;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.GetRoyaltyEarningsResponse.
+ * Use `create(GetRoyaltyEarningsResponseSchema)` to create a new message.
+ */
+export const GetRoyaltyEarningsResponseSchema: GenMessage<GetRoyaltyEarningsResponse> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 20);
+
+/**
+ * MonthlyRoyalties is one recipient's royalties paid in one month.
+ *
+ * @generated from message foldline.marketplace.v1.MonthlyRoyalties
+ */
+export type MonthlyRoyalties = Message<"foldline.marketplace.v1.MonthlyRoyalties"> & {
+  /**
+   * "YYYY-MM", UTC.
+   *
+   * @generated from field: string month = 1;
+   */
+  month: string;
+
+  /**
+   * @generated from field: int64 amount_cents = 2;
+   */
+  amountCents: bigint;
+
+  /**
+   * How many royalty payments made it up.
+   *
+   * @generated from field: uint32 payments = 3;
+   */
+  payments: number;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.MonthlyRoyalties.
+ * Use `create(MonthlyRoyaltiesSchema)` to create a new message.
+ */
+export const MonthlyRoyaltiesSchema: GenMessage<MonthlyRoyalties> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_query_service, 21);
+
+/**
+ * PurchaseState is where a purchase stands. COMPLETED and FAILED are final.
+ *
+ * @generated from enum foldline.marketplace.v1.PurchaseState
+ */
+export enum PurchaseState {
+  /**
+   * @generated from enum value: PURCHASE_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Started: the price is being reserved.
+   *
+   * @generated from enum value: PURCHASE_STATE_STARTED = 1;
+   */
+  STARTED = 1,
+
+  /**
+   * The price is reserved; the artwork is being taken.
+   *
+   * @generated from enum value: PURCHASE_STATE_FUNDS_RESERVED = 2;
+   */
+  FUNDS_RESERVED = 2,
+
+  /**
+   * The artwork is the buyer's; the seller and royalty recipients are being paid.
+   *
+   * @generated from enum value: PURCHASE_STATE_ARTWORK_TAKEN = 3;
+   */
+  ARTWORK_TAKEN = 3,
+
+  /**
+   * Paid and owned.
+   *
+   * @generated from enum value: PURCHASE_STATE_COMPLETED = 4;
+   */
+  COMPLETED = 4,
+
+  /**
+   * The artwork could not be taken; the reservation is being released.
+   *
+   * @generated from enum value: PURCHASE_STATE_COMPENSATING = 5;
+   */
+  COMPENSATING = 5,
+
+  /**
+   * Nothing was bought; the buyer's money is available again.
+   *
+   * @generated from enum value: PURCHASE_STATE_FAILED = 6;
+   */
+  FAILED = 6,
+}
+
+/**
+ * Describes the enum foldline.marketplace.v1.PurchaseState.
+ */
+export const PurchaseStateSchema: GenEnum<PurchaseState> = /*@__PURE__*/
+  enumDesc(file_foldline_marketplace_v1_query_service, 0);
+
+/**
  * QueryService answers from the read models that projectors keep.
  *
  * Read your own writes: every request takes `min_position`, the `position` a command answered. The query waits
@@ -598,6 +1030,36 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetRoyaltyInfoRequestSchema;
     output: typeof GetRoyaltyInfoResponseSchema;
+  },
+  /**
+   * Where one purchase stands: under way, completed or failed (and why).
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.GetPurchase
+   */
+  getPurchase: {
+    methodKind: "unary";
+    input: typeof GetPurchaseRequestSchema;
+    output: typeof GetPurchaseResponseSchema;
+  },
+  /**
+   * Completed sales in a time range, a page at a time in the order they happened.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.ListSales
+   */
+  listSales: {
+    methodKind: "unary";
+    input: typeof ListSalesRequestSchema;
+    output: typeof ListSalesResponseSchema;
+  },
+  /**
+   * What one recipient earned in royalties, month by month (UTC), as paid into their wallet.
+   *
+   * @generated from rpc foldline.marketplace.v1.QueryService.GetRoyaltyEarnings
+   */
+  getRoyaltyEarnings: {
+    methodKind: "unary";
+    input: typeof GetRoyaltyEarningsRequestSchema;
+    output: typeof GetRoyaltyEarningsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_foldline_marketplace_v1_query_service, 0);

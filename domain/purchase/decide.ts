@@ -1,0 +1,46 @@
+import { assertNever } from "../assert-never.js";
+import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
+import type { PurchaseCommand, PurchaseEvent, PurchaseStage, PurchaseState, PurchaseStep } from "./types.js";
+
+/** The steps that may follow each stage. */
+const nextSteps: Readonly<Record<PurchaseStage, readonly PurchaseStep["type"][]>> = {
+  Started: ["PurchaseFundsReserved", "PurchaseFailed"],
+  FundsReserved: ["PurchaseArtworkTaken", "PurchaseCompensating"],
+  ArtworkTaken: ["PurchaseCompleted"],
+  Compensating: ["PurchaseFailed"],
+  Completed: [],
+  Failed: [],
+};
+
+/**
+ * Decides what a purchase command causes. Pure.
+ *
+ * - `StartPurchase`: `AlreadyExistsError` when the purchase exists; `InvalidCommand` for an empty id or a
+ *   non-positive price; otherwise `PurchaseStarted`.
+ * - `RecordStep`: `NotFoundError` before the start; `RuleViolation` when the step does not follow the current
+ *   stage (see the life of a purchase on `PurchaseEvent`); otherwise the step itself.
+ */
+export function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[] {
+  switch (command.type) {
+    case "StartPurchase": {
+      if (state.status !== "Empty") throw new AlreadyExistsError(`purchase ${command.purchaseId} already exists`);
+      const { artworkId, buyerId, buyerWalletId, priceCents } = command;
+      if (artworkId === "" || buyerId === "" || buyerWalletId === "") {
+        throw new InvalidCommand(`purchase ${command.purchaseId} needs an artwork, a buyer and a buyer's wallet`);
+      }
+      if (priceCents <= 0n) throw new InvalidCommand(`price must be positive; got ${priceCents} cents`);
+      return [{ type: "PurchaseStarted", artworkId, buyerId, buyerWalletId, priceCents }];
+    }
+    case "RecordStep": {
+      if (state.status === "Empty") throw new NotFoundError(`purchase ${command.purchaseId} does not exist`);
+      if (!nextSteps[state.status].includes(command.event.type)) {
+        throw new RuleViolation(
+          `purchase ${command.purchaseId} is ${state.status}; ${command.event.type} cannot follow`,
+        );
+      }
+      return [command.event];
+    }
+    default:
+      return assertNever(command);
+  }
+}

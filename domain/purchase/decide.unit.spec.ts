@@ -1,0 +1,95 @@
+import { describe, it } from "vitest";
+import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
+import { scenario } from "../testing/given.js";
+import { purchaseDecider } from "./decider.js";
+import type { PurchaseCommand, PurchaseEvent, PurchaseStep } from "./types.js";
+
+const { given } = scenario(purchaseDecider);
+const purchaseId = "p-1";
+
+const started: PurchaseEvent = { type: "PurchaseStarted", artworkId: "a-1", buyerId: "bob", buyerWalletId: "w-bob", priceCents: 500n };
+const reserved: PurchaseStep = { type: "PurchaseFundsReserved" };
+const payouts = [
+  { recipientId: "ann", amountCents: 50n, kind: "Royalty" as const },
+  { recipientId: "sam", amountCents: 450n, kind: "SaleProceeds" as const },
+];
+const taken: PurchaseStep = { type: "PurchaseArtworkTaken", sellerId: "sam", payouts };
+const completed: PurchaseStep = { type: "PurchaseCompleted" };
+const compensating: PurchaseStep = { type: "PurchaseCompensating", reason: "not listed" };
+const failed: PurchaseStep = { type: "PurchaseFailed", reason: "not listed" };
+
+const start = (over: Partial<Extract<PurchaseCommand, { type: "StartPurchase" }>> = {}): PurchaseCommand => ({
+  type: "StartPurchase",
+  purchaseId,
+  artworkId: "a-1",
+  buyerId: "bob",
+  buyerWalletId: "w-bob",
+  priceCents: 500n,
+  ...over,
+});
+const record = (event: PurchaseStep): PurchaseCommand => ({ type: "RecordStep", purchaseId, event });
+
+describe("StartPurchase", () => {
+  it("starts a purchase", () => {
+    given([]).when(start()).then([started]);
+  });
+  it("refuses a purchase id used before", () => {
+    given([started, reserved]).when(start()).thenThrows(AlreadyExistsError, "purchase p-1 already exists");
+  });
+  it.each([
+    [{ priceCents: 0n }, "price must be positive"],
+    [{ priceCents: -1n }, "price must be positive"],
+    [{ buyerWalletId: "" }, "needs an artwork, a buyer and a buyer's wallet"],
+  ])("refuses %o", (over, message) => {
+    given([]).when(start(over)).thenThrows(InvalidCommand, message);
+  });
+});
+
+describe("RecordStep", () => {
+  it("follows the life of a completed purchase", () => {
+    given([started]).when(record(reserved)).then([reserved]);
+    given([started, reserved]).when(record(taken)).then([taken]);
+    given([started, reserved, taken]).when(record(completed)).then([completed]);
+    given([started, reserved, taken]).when(record(completed)).thenState({
+      status: "Completed",
+      artworkId: "a-1",
+      buyerId: "bob",
+      buyerWalletId: "w-bob",
+      priceCents: 500n,
+      sellerId: "sam",
+      payouts,
+      reason: "",
+    });
+  });
+
+  it("follows the life of a failed purchase, with and without compensation", () => {
+    given([started]).when(record(failed)).then([failed]);
+    given([started, reserved]).when(record(compensating)).then([compensating]);
+    given([started, reserved, compensating]).when(record(failed)).thenState({
+      status: "Failed",
+      artworkId: "a-1",
+      buyerId: "bob",
+      buyerWalletId: "w-bob",
+      priceCents: 500n,
+      sellerId: null,
+      payouts: [],
+      reason: "not listed",
+    });
+  });
+
+  it.each<[PurchaseEvent[], PurchaseStep]>([
+    [[started], taken],
+    [[started], completed],
+    [[started, reserved], failed],
+    [[started, reserved, taken], compensating],
+    [[started, reserved, taken, completed], failed],
+    [[started, failed], reserved],
+    [[started, reserved, compensating], taken],
+  ])("refuses a step that does not follow (%#)", (history, step) => {
+    given(history).when(record(step)).thenThrows(RuleViolation, "cannot follow");
+  });
+
+  it("refuses a step of a purchase never started", () => {
+    given([]).when(record(reserved)).thenThrows(NotFoundError, "purchase p-1 does not exist");
+  });
+});

@@ -1,0 +1,60 @@
+import type { Payout } from "../artwork/types.js";
+
+/**
+ * What may be asked of a purchase (stream `ev.purchase.<purchaseId>`). A buyer starts it; the purchase process
+ * manager records each step's outcome with `RecordStep`, whose event must follow from the current state.
+ */
+export type PurchaseCommand =
+  | {
+      readonly type: "StartPurchase";
+      readonly purchaseId: string;
+      readonly artworkId: string;
+      readonly buyerId: string;
+      readonly buyerWalletId: string;
+      readonly priceCents: bigint;
+    }
+  | { readonly type: "RecordStep"; readonly purchaseId: string; readonly event: PurchaseStep };
+
+/** The events the process manager records, each the outcome of one step. */
+export type PurchaseStep = Exclude<PurchaseEvent, { type: "PurchaseStarted" }>;
+
+/**
+ * What happened to a purchase. STORAGE CONTRACT: these events are persisted and replayed forever; rename or
+ * retype nothing, add only optional data, and keep the proto messages that carry them in step.
+ *
+ * The life of a purchase: Started → FundsReserved → ArtworkTaken → Completed; Started → Failed (the price could
+ * not be reserved); FundsReserved → Compensating → Failed (the artwork could not be taken; the reservation is
+ * released in between).
+ */
+export type PurchaseEvent =
+  | {
+      readonly type: "PurchaseStarted";
+      readonly artworkId: string;
+      readonly buyerId: string;
+      readonly buyerWalletId: string;
+      readonly priceCents: bigint;
+    }
+  | { readonly type: "PurchaseFundsReserved" }
+  | { readonly type: "PurchaseArtworkTaken"; readonly sellerId: string; readonly payouts: readonly Payout[] }
+  | { readonly type: "PurchaseCompleted" }
+  | { readonly type: "PurchaseCompensating"; readonly reason: string }
+  | { readonly type: "PurchaseFailed"; readonly reason: string };
+
+/** Where a purchase stands; `Completed` and `Failed` are final. */
+export type PurchaseStage = "Started" | "FundsReserved" | "ArtworkTaken" | "Completed" | "Compensating" | "Failed";
+
+/** A purchase folded from its events. Plain JSON-able data plus bigints. */
+export type PurchaseState =
+  | { readonly status: "Empty" }
+  | {
+      readonly status: PurchaseStage;
+      readonly artworkId: string;
+      readonly buyerId: string;
+      readonly buyerWalletId: string;
+      readonly priceCents: bigint;
+      /** Set once the artwork is taken. */
+      readonly sellerId: string | null;
+      readonly payouts: readonly Payout[];
+      /** Why it is compensating or failed; empty otherwise. */
+      readonly reason: string;
+    };
