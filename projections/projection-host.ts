@@ -190,18 +190,19 @@ export function createProjectionHost(options: ProjectionHostOptions): Projection
 
     async status() {
       const views: ProjectionStatusView[] = [];
-      let head = 0;
+      // The head as of now, rather than as the projectors last read it (up to a second ago); theirs when NATS is away.
+      let head = await store.head().catch(() => 0);
+      for (const projector of live.values()) head = Math.max(head, projector.status().head);
       for (const [name, projector] of live) {
         const s = projector.status();
-        head = Math.max(head, s.head);
         const task = tasks.get(name);
         views.push({
           projection: name,
           kind: "sqlite",
           state: task?.kind === "rebuild" ? "rebuilding" : s.state,
           position: s.position,
-          head: s.head,
-          lag: s.lag,
+          head,
+          lag: Math.max(0, head - s.position),
           eventsPerSecond: s.commitsPerSecond,
           parked: s.parked,
           ...(s.error === undefined ? {} : { error: s.error }),
@@ -209,9 +210,6 @@ export function createProjectionHost(options: ProjectionHostOptions): Projection
             ? {}
             : { task: { kind: task.kind, phase: task.progress.phase, position: task.progress.position, startedAt: task.startedAt } }),
         });
-      }
-      if ((options.kvProjectors ?? []).length > 0) {
-        head = await store.head().catch(() => head);
       }
       for (const kv of options.kvProjectors ?? []) {
         const s = kv.status();
