@@ -43,6 +43,17 @@ const walletBalance = 870n;
 const walletAvailable = 670n;
 /** Minted by ann with a 10 % split, listed at 500 by ann. */
 const artwork = `a-${run}`;
+/** A purchase started in beforeAll; no process manager runs here, so it stays started and moves no money. */
+const purchase = `p-${run}`;
+const buy = (over: Partial<{ purchaseId: string; buyerId: string; buyerWalletId: string; priceCents: bigint }> = {}) => ({
+  metadata: md(),
+  purchaseId: `p-${randomUUID()}`,
+  artworkId: artwork,
+  buyerId: "alice",
+  buyerWalletId: wallet,
+  priceCents: 500n,
+  ...over,
+});
 /** Minted by bob, then burned. */
 const burned = `b-${run}`;
 const neverOpened = `w0-${run}`;
@@ -94,6 +105,7 @@ beforeAll(async () => {
   await a.listForSale({ metadata: md({ actor: "ann" }), artworkId: artwork, priceCents: 500n });
   await a.mintArtwork(mint({ artworkId: burned, artistId: "bob" }));
   await a.burnArtwork({ metadata: md({ actor: "bob" }), artworkId: burned });
+  await client("grpc").purchases.buyArtwork(buy({ purchaseId: purchase }));
 });
 afterAll(async () => {
   await app.close();
@@ -289,6 +301,25 @@ const cases: readonly BadCase[] = [
     send: (c) => c.artwork.transferOwnership({ metadata: md({ actor: "ann" }), artworkId: artwork, newOwnerId: "" }),
   },
 
+  {
+    name: "purchase without an id",
+    code: invalid,
+    message: /^purchase_id is required$/,
+    send: (c) => c.purchases.buyArtwork(buy({ purchaseId: "" })),
+  },
+  {
+    name: "purchase paid from a malformed wallet id",
+    code: invalid,
+    message: idMessage("buyer_wallet_id"),
+    send: (c) => c.purchases.buyArtwork(buy({ buyerWalletId: "w.1" })),
+  },
+  {
+    name: "purchase without a buyer",
+    code: invalid,
+    message: /^buyer_id is required$/,
+    send: (c) => c.purchases.buyArtwork(buy({ buyerId: "" })),
+  },
+
   // InvalidArgument: texts.
   {
     name: "empty title",
@@ -357,6 +388,13 @@ const cases: readonly BadCase[] = [
     code: invalid,
     message: /^price_cents must be greater than 0, got -500$/,
     send: (c) => c.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId: artwork, priceCents: -500n }),
+  },
+
+  {
+    name: "purchase at no price",
+    code: invalid,
+    message: /^price_cents must be greater than 0, got 0$/,
+    send: (c) => c.purchases.buyArtwork(buy({ priceCents: 0n })),
   },
 
   // InvalidArgument: royalty splits.
@@ -501,6 +539,12 @@ const cases: readonly BadCase[] = [
     code: Code.AlreadyExists,
     message: new RegExp(`^artwork ${burned} already exists \\(burned\\)$`),
     send: (c) => c.artwork.mintArtwork(mint({ artworkId: burned, artistId: "bob" })),
+  },
+  {
+    name: "starting a purchase id used before",
+    code: Code.AlreadyExists,
+    message: new RegExp(`^purchase ${purchase} already exists$`),
+    send: (c) => c.purchases.buyArtwork(buy({ purchaseId: purchase })),
   },
   {
     name: "reusing a command id with a different request",

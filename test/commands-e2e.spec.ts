@@ -229,6 +229,27 @@ describe.each(["connect", "grpc"] as const)("commands over %s", (protocol) => {
     ]);
   });
 
+  it("starts a purchase, one commit on its own subject", async () => {
+    const purchaseId = `purchase-${protocol}-${randomUUID()}`;
+    const purchase: Tracked = { id: purchaseId, subject: `ev.purchase.${purchaseId}`, version: 0 };
+    const sent = metadata(`buyer-${run}`, `purchase-${randomUUID()}`);
+    const started = await c.purchases.buyArtwork({
+      metadata: sent,
+      purchaseId,
+      artworkId: `artwork-${run}`,
+      buyerId: `buyer-${run}`,
+      buyerWalletId: `wallet-${run}`,
+      priceCents: 2_500n,
+    });
+    await expectCommitted(started, sent, purchase, positions, [["started", "PurchaseStarted"]]);
+    expect(started.events[0]?.event.value).toMatchObject({
+      artworkId: `artwork-${run}`,
+      buyerId: `buyer-${run}`,
+      buyerWalletId: `wallet-${run}`,
+      priceCents: 2_500n,
+    });
+  });
+
   it("opens a wallet, deposits, withdraws, reserves, releases and settles, one commit each", async () => {
     const owner = `owner-${run}`;
     const walletId = `wallet-${protocol}-${randomUUID()}`;

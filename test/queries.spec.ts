@@ -6,7 +6,14 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import type { ArtworkView, ListArtworksRequest, OwnershipChange } from "../gen/foldline/marketplace/v1/query_service_pb.js";
+import {
+  PurchaseState,
+  type ArtworkView,
+  type ListArtworksRequest,
+  type OwnershipChange,
+  type PurchaseView,
+  type SaleView,
+} from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { clients, startTestApp, type Clients } from "./harness/app.js";
 import {
   artworkTraffic,
@@ -295,5 +302,157 @@ describe("artwork queries", () => {
     expect(seen).toEqual(expected);
     const history = await c.queries.getProvenance({ artworkId, minPosition: positions.at(-1) ?? 0n });
     expect(history.changes.map((change) => change.position)).toEqual(positions);
+  });
+});
+
+describe("purchase queries", () => {
+  /** Polls GetPurchase until the purchase is completed or failed. */
+  async function ended(purchaseId: string): Promise<PurchaseView> {
+    for (let tries = 0; tries < 500; tries++) {
+      const { purchase } = await c.queries.getPurchase({ purchaseId });
+      if (purchase !== undefined && (purchase.state === PurchaseState.COMPLETED || purchase.state === PurchaseState.FAILED)) {
+        return purchase;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`purchase ${purchaseId} did not end`);
+  }
+
+  it("follows purchases to their end and lists their sales and royalties, by time range and page", async () => {
+    const artist = unique("artist");
+    const curator = unique("curator");
+    const buyer = unique("buyer");
+    const artworkId = unique("sold");
+    await c.artwork.mintArtwork({
+      metadata: as(artist),
+      artworkId,
+      artistId: artist,
+      title: "Sold thrice",
+      contentHash: "sha256:00",
+      royaltySplit: [{ recipientId: curator, basisPoints: 333 }],
+    });
+    const wallet = unique("wallet");
+    await c.wallet.openWallet({ metadata: as(buyer), walletId: wallet, ownerId: buyer });
+    await c.wallet.deposit({ metadata: as(buyer), walletId: wallet, amountCents: 10_000n });
+
+    // Sold by the artist to the buyer, by the buyer to a second buyer, and back: three sales, three royalties.
+    const second = unique("buyer");
+    const secondWallet = unique("wallet");
+    await c.wallet.openWallet({ metadata: as(second), walletId: secondWallet, ownerId: second });
+    await c.wallet.deposit({ metadata: as(second), walletId: secondWallet, amountCents: 10_000n });
+    const prices = [1_001n, 2_002n, 3_003n];
+    const rounds = [
+      { seller: artist, buyer, wallet },
+      { seller: buyer, buyer: second, wallet: secondWallet },
+      { seller: second, buyer, wallet },
+    ];
+    const purchaseIds: string[] = [];
+    for (const [i, round] of rounds.entries()) {
+      const priceCents = prices[i] ?? 0n;
+      await c.artwork.listForSale({ metadata: as(round.seller), artworkId, priceCents });
+      const purchaseId = unique("purchase");
+      purchaseIds.push(purchaseId);
+      const started = await c.purchases.buyArtwork({
+        metadata: as(round.buyer),
+        purchaseId,
+        artworkId,
+        buyerId: round.buyer,
+        buyerWalletId: round.wallet,
+        priceCents,
+      });
+      const view = await ended(purchaseId);
+      expect(view).toMatchObject({ purchaseId, artworkId, buyerId: round.buyer, priceCents, state: PurchaseState.COMPLETED, reason: "" });
+      expect(view.lastPosition).toBeGreaterThan(positionOf(started));
+    }
+    const { purchase: last } = await c.queries.getPurchase({ purchaseId: purchaseIds[2] ?? "" });
+    const at = last?.lastPosition ?? 0n;
+    const owner = await c.queries.getArtwork({ artworkId, minPosition: at });
+    expect(owner.artwork?.ownerId).toBe(buyer);
+
+    // All three sales, a page at a time, in order, with their payouts adding up to the price.
+    const sales: SaleView[] = [];
+    let pageToken = "";
+    do {
+      const page = await c.queries.listSales({ pageSize: 1, pageToken, minPosition: at });
+      sales.push(...page.sales);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    const ours = sales.filter((s) => s.artworkId === artworkId);
+    expect(ours.map((s) => [s.purchaseId, s.sellerId, s.buyerId, s.priceCents])).toEqual(
+      rounds.map((r, i) => [purchaseIds[i], r.seller, r.buyer, prices[i]]),
+    );
+    for (const sale of ours) {
+      expect(sale.payouts.reduce((sum, p) => sum + p.amountCents, 0n)).toBe(sale.priceCents);
+      expect(sale.royaltiesCents).toBe((sale.priceCents * 333n) / 10_000n);
+    }
+
+    // A time range from the second sale on holds the second and third only; until excludes its own instant.
+    const secondAt = ours[1]?.soldAt;
+    const ranged = await c.queries.listSales({ since: secondAt, minPosition: at });
+    expect(ranged.sales.filter((s) => s.artworkId === artworkId).map((s) => s.purchaseId)).toEqual(purchaseIds.slice(1));
+    const before = await c.queries.listSales({ until: secondAt, minPosition: at });
+    expect(before.sales.filter((s) => s.artworkId === artworkId).map((s) => s.purchaseId)).toEqual(purchaseIds.slice(0, 1));
+
+    // The curator's royalties this month: 33 + 66 + 99 cents in three payments; nothing before this month.
+    const month = new Date().toISOString().slice(0, 7);
+    const earnings = await c.queries.getRoyaltyEarnings({ recipientId: curator, minPosition: at });
+    expect(earnings.months.map((m) => [m.month, m.amountCents, m.payments])).toEqual([[month, 198n, 3]]);
+    expect(earnings.totalCents).toBe(198n);
+    const earlier = await c.queries.getRoyaltyEarnings({ recipientId: curator, toMonth: "2000-01", minPosition: at });
+    expect(earlier).toMatchObject({ months: [], totalCents: 0n });
+
+    // The money: the buyer paid 1001 and 3003 from the wallet it chose, and received 2002 - 66 for its sale in
+    // the wallet whose id is its own, which that payment opened; so was the curator's by its first royalty.
+    const buyerWallet = await c.queries.getWallet({ walletId: wallet, minPosition: at });
+    expect(buyerWallet.wallet?.balanceCents).toBe(10_000n - 1_001n - 3_003n);
+    const proceeds = await c.queries.getWallet({ walletId: buyer, minPosition: at });
+    expect(proceeds.wallet).toMatchObject({ ownerId: buyer, balanceCents: 2_002n - 66n });
+    const curatorWallet = await c.queries.getWallet({ walletId: curator, minPosition: at });
+    expect(curatorWallet.wallet).toMatchObject({ ownerId: curator, balanceCents: 198n, reservedCents: 0n });
+  });
+
+  it("reports a purchase that could not be paid for, or whose artwork is not for sale, as failed with the reason", async () => {
+    const artist = unique("artist");
+    const buyer = unique("buyer");
+    const artworkId = unique("unsold");
+    await mint(artworkId, artist);
+    await c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 500n });
+    const wallet = unique("wallet");
+    await c.wallet.openWallet({ metadata: as(buyer), walletId: wallet, ownerId: buyer });
+    await c.wallet.deposit({ metadata: as(buyer), walletId: wallet, amountCents: 499n });
+    const buy = (priceCents: bigint) => {
+      const purchaseId = unique("purchase");
+      return c.purchases
+        .buyArtwork({ metadata: as(buyer), purchaseId, artworkId, buyerId: buyer, buyerWalletId: wallet, priceCents })
+        .then(() => ended(purchaseId));
+    };
+    const poor = await buy(500n);
+    expect(poor).toMatchObject({ state: PurchaseState.FAILED, reason: "the price could not be reserved: insufficient funds: available 499, requested 500" });
+    const cheap = await buy(400n);
+    expect(cheap.state).toBe(PurchaseState.FAILED);
+    expect(cheap.reason).toBe(`the artwork could not be taken: artwork ${artworkId} is listed at 500 cents; purchase ${cheap.purchaseId} offered 400`);
+    // The reservation was released: everything is available again, and the artwork is the artist's.
+    const w = await c.queries.getWallet({ walletId: wallet, minPosition: cheap.lastPosition });
+    expect(w.wallet).toMatchObject({ balanceCents: 499n, reservedCents: 0n, availableCents: 499n });
+    expect((await c.queries.getArtwork({ artworkId })).artwork?.ownerId).toBe(artist);
+  });
+
+  it("refuses malformed purchase queries and answers NOT_FOUND for an unknown purchase", async () => {
+    await expect(c.queries.getPurchase({ purchaseId: "nope-never" })).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(c.queries.getRoyaltyEarnings({ recipientId: "r", fromMonth: "2026-13" })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: 'from_month must be a month as YYYY-MM, got "2026-13"',
+    });
+    const since = { seconds: 10n, nanos: 0 };
+    await expect(c.queries.listSales({ since, until: { seconds: 5n, nanos: 0 } })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "until must not be before since",
+    });
+    const token = Buffer.from("sales:0-9007199254740991:1").toString("base64url");
+    await expect(c.queries.listSales({ since, pageToken: token })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "page_token belongs to another range: pass the same since and until as for the first page",
+    });
+    await expect(c.queries.listSales({ pageToken: "bad!" })).rejects.toMatchObject({ code: Code.InvalidArgument });
   });
 });
