@@ -182,6 +182,35 @@ describe("rebuild", () => {
     }
   }, 30_000);
 
+  it("carries the commits parked by a projection that skips them over to the switched-in read model", async () => {
+    const poison = 5;
+    const skipping: Projection = {
+      ...walletsProjection,
+      onPoison: "skip",
+      prepare(db) {
+        const apply = walletsProjection.prepare(db);
+        return (commit) => {
+          if (commit.seq === poison) throw new Error("cannot apply this one");
+          apply(commit);
+        };
+      },
+    };
+    const { host, db } = await caughtUpHost("parked", [skipping]);
+    try {
+      const parked = (): { position: bigint; error: string }[] =>
+        db.prepare<[], { position: bigint; error: string }>("SELECT position, error FROM parked_commits WHERE projection = 'wallets'").all();
+      expect(parked()).toEqual([{ position: BigInt(poison), error: "cannot apply this one" }]);
+      db.prepare("DELETE FROM parked_commits").run(); // lost: the rebuild finds it again
+      const report = await host.rebuild("wallets");
+      expect(parked()).toEqual([{ position: BigInt(poison), error: "cannot apply this one" }]);
+      expect(checkpointOf(db, "wallets")).toBeGreaterThanOrEqual(report.position);
+      expect((await host.status())[0]).toMatchObject({ state: "running", parked: 1 });
+    } finally {
+      await host.stop();
+      db.close();
+    }
+  }, 60_000);
+
   it("refuses an unknown projection and a second rebuild of the same one", async () => {
     const { host, db } = await caughtUpHost("busy", [walletsProjection]);
     try {
