@@ -32,7 +32,10 @@ export interface Reaction {
 export interface ReactorStatus {
   readonly reaction: string;
   readonly state: "standby" | "running" | "stopped";
-  /** Every commit up to this stream sequence has been reacted to (or parked). */
+  /**
+   * Every commit up to this stream sequence has been reacted to (or parked): the last one it read, of those its
+   * subject filter lets through.
+   */
   readonly position: number;
   /** Commits being reacted to now. */
   readonly inFlight: number;

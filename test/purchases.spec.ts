@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { decodeArtworkEvent } from "../commands/marketplace/artwork-events.js";
@@ -229,6 +231,14 @@ describe("the purchase process manager", () => {
       for (const p of m.payments) if (p.kind === "Royalty") earned.set(p.walletId, (earned.get(p.walletId) ?? 0n) + p.amountCents);
       const earnings = db.prepare<[], RoyaltyEarningsRow>("SELECT * FROM royalty_earnings").all();
       expect(new Map(earnings.map((r) => [r.recipient_id, r.amount_cents]))).toEqual(earned);
+      // KV agrees with SQLite on every artwork's owner and royalty split.
+      const kv = await new Kvm(jetstream(app.streams.nc)).open("marketplace");
+      const kvJson = async <T>(key: string): Promise<T | undefined> => (await kv.get(key))?.json<T>();
+      await until("the KV read model to catch up", async () => ((await kvJson<{ position: number }>("checkpoint.artworks"))?.position ?? 0) >= head);
+      for (const row of db.prepare<[], { artwork_id: string; owner_id: string; royalty_split: string }>("SELECT * FROM artworks").all()) {
+        expect(await kvJson(`artwork.${row.artwork_id}.owner`)).toMatchObject({ ownerId: row.owner_id, burned: false });
+        expect(await kvJson(`artwork.${row.artwork_id}.royalty`)).toMatchObject({ royaltySplit: JSON.parse(row.royalty_split) as unknown });
+      }
     } finally {
       db.close();
     }
