@@ -12,7 +12,8 @@
  *   on 256 wallets. Baseline: raw `js.publish` of a commit-sized payload at the same concurrency (256 in flight)
  *   from the server's process, on the same stream: the JetStream write every command ends in. Extra field
  *   `emptyRequestsPerSecond`: empty requests through the same RPC, answered at once without touching NATS, the
- *   ceiling of the streaming transport itself on this machine.
+ *   ceiling of the streaming transport itself on this machine; `pipelineOnlyPerSecond`: the same deposits handed
+ *   to the command pipeline in process (no RPC), 256 in flight, the ceiling of the command path itself.
  * - `commands.deep-aggregate`: p50 latency of one Deposit (one in flight) on a wallet with 10 000 prior commits,
  *   on a server whose aggregate cache is off, so every command loads the wallet: its snapshot and the commits
  *   after it. Baseline: the same on wallets with one prior commit (freshly opened). Extra fields: the same two
@@ -157,7 +158,33 @@ async function streaming(app: App, emit: Emit): Promise<void> {
   const empty = await runGrpcLoad({ ...command, templates: [new Uint8Array(0)], placeholder: undefined });
   const ceiling = (empty.completed + empty.errors) / (empty.durationMs / 1_000);
   log(`stream: empty requests answered ${ceiling.toFixed(0)}/s`);
-  emit(rateFigure("commands.stream", rounds, { concurrency: streamConcurrency, streams: 4, emptyRequestsPerSecond: round(ceiling, 1) }));
+  // The command path without any RPC: the same deposits handed to the pipeline in process, as many in flight,
+  // so that the figure can be read against what the pipeline alone (idempotency record, decide, append) allows.
+  const request = depositBytes("");
+  const direct: Op[] = wallets.map((walletId) => async () => {
+    const command = { type: "Deposit" as const, walletId, amountCents: 1n };
+    await app.pipeline.execute(walletType, {
+      aggregateId: walletId,
+      command,
+      commandId: randomUUID(),
+      actor: "",
+      correlationId: "",
+      causationId: "",
+      requestType: DepositRequestSchema.typeName,
+      request,
+    });
+  });
+  await drive(direct, 1_000);
+  const pipelineOnly = (await drive(direct, roundMs)).rate;
+  log(`stream: the pipeline alone ${pipelineOnly.toFixed(0)}/s`);
+  emit(
+    rateFigure("commands.stream", rounds, {
+      concurrency: streamConcurrency,
+      streams: 4,
+      emptyRequestsPerSecond: round(ceiling, 1),
+      pipelineOnlyPerSecond: round(pipelineOnly, 1),
+    }),
+  );
 }
 
 /** A commands/s figure from alternated rounds: the median rounds, their latencies, every round's rate. */
