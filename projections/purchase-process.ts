@@ -19,6 +19,8 @@ const subjectPrefix = "ev.purchase.";
 /** The namespace of the command ids the process derives (UUID v5 of the triggering command id and the step). */
 const commandIdNamespace = "0b4c9f3e-52a1-4d6b-9a57-3f1d2c8e6a90";
 const actor = "purchase-process";
+/** JSON with bigints as decimal strings: the bytes that identify a command the process sends. */
+const json = (value: unknown): string => JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
 
 type Started = Exclude<PurchaseState, { status: "Empty" }>;
 
@@ -50,7 +52,7 @@ export function purchaseProcess(options: { readonly store: EventStore; readonly 
     step: string,
     expectedVersion?: number,
   ): Promise<CommandOutcome<E>> => {
-    const request = new TextEncoder().encode(JSON.stringify(command, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+    const request = new TextEncoder().encode(json(command));
     const { commandId, correlationId } = trigger.metadata;
     return pipeline.execute(type, {
       aggregateId,
@@ -70,7 +72,7 @@ export function purchaseProcess(options: { readonly store: EventStore; readonly 
     const command = { type: "RecordStep" as const, purchaseId, event };
     // The id covers the outcome: a replay that reaches another outcome (a refusal's reason can change) is not a
     // reuse of the id with another request. The expected version lets only one outcome through.
-    const digest = createHash("sha256").update(JSON.stringify(event, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("hex");
+    const digest = createHash("sha256").update(json(event)).digest("hex");
     try {
       await run(purchaseType, purchaseId, command, trigger, `record/${digest.slice(0, 32)}`, trigger.metadata.aggregateVersion);
     } catch (err) {

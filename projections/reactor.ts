@@ -4,6 +4,7 @@ import type { KV, Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import { createLeaderLoop } from "./leader-loop.js";
+import { createPositionWaiters } from "./position-waiters.js";
 import { createLease, type Lease } from "./lease.js";
 import { leasesBucket, processesBucket } from "../streams/topology.js";
 
@@ -101,15 +102,9 @@ export function createReactor(options: ReactorOptions): Reactor {
   let inFlight = 0;
   let parked = 0;
   let error: string | undefined;
-  const waiters = new Set<{ position: number; resolve: (reached: boolean) => void }>();
-
+  const waiters = createPositionWaiters(() => position);
   const advanced = (): void => {
-    for (const w of waiters) {
-      if (w.position <= position) {
-        waiters.delete(w);
-        w.resolve(true);
-      }
-    }
+    waiters.reached(position);
   };
 
   const pause = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -258,23 +253,7 @@ export function createReactor(options: ReactorOptions): Reactor {
       const e = error ?? loop.error();
       return { reaction: reaction.name, state: loop.state(), position, inFlight, parked, ...(e === undefined ? {} : { error: e }) };
     },
-    waitFor(target, timeoutMs) {
-      if (target <= position) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const waiter = {
-          position: target,
-          resolve: (reached: boolean) => {
-            clearTimeout(timer);
-            resolve(reached);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          resolve(false);
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
-    },
+    waitFor: (target, timeoutMs) => waiters.waitFor(target, timeoutMs),
   };
 }
 
