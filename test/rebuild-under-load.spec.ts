@@ -108,6 +108,8 @@ describe("queries during a rebuild", () => {
             // One statement, one read transaction: the wallets checkpoint and the rows it covers belong together.
             const res = await sql.query({
               minPosition: BigInt(head),
+              // The API server starts its SQL worker processes on demand, which takes a while on a busy machine.
+              timeoutMs: 30_000,
               sql: "SELECT (SELECT position FROM projection_checkpoints WHERE projection = 'wallets') AS p, count(*) AS n, sum(balance_cents) AS s FROM wallets",
             });
             const [p, count, sum] = (res.rows[0]?.values ?? []).map((v) => (v.kind.case === "integer" ? v.kind.value : -1n));
