@@ -250,6 +250,7 @@ async function pauseLiveAndAlign(
   if (scratchAt < target) scratchAt = await runTo(scratch.db, "scratch");
   if (both && liveAt < target) liveAt = await runTo(live.db, "live");
   progress.position = scratchAt;
+  throwIfCancelled(options.signal, projection.name); // cancelled while stopping the projectors: no switch after all
   if (both && liveAt !== scratchAt) {
     throw new RebuildFailed(`the live read model stopped at ${liveAt} and the scratch copy at ${scratchAt}: not comparable`);
   }
