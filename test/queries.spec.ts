@@ -306,10 +306,10 @@ describe("artwork queries", () => {
 });
 
 describe("purchase queries", () => {
-  /** Polls GetPurchase until the purchase is completed or failed. */
-  async function ended(purchaseId: string): Promise<PurchaseView> {
+  /** Polls GetPurchase, from the position its start was answered at, until it is completed or failed. */
+  async function ended(purchaseId: string, startedAt: bigint): Promise<PurchaseView> {
     for (let tries = 0; tries < 500; tries++) {
-      const { purchase } = await c.queries.getPurchase({ purchaseId });
+      const { purchase } = await c.queries.getPurchase({ purchaseId, minPosition: startedAt });
       if (purchase !== undefined && (purchase.state === PurchaseState.COMPLETED || purchase.state === PurchaseState.FAILED)) {
         return purchase;
       }
@@ -360,7 +360,7 @@ describe("purchase queries", () => {
         buyerWalletId: round.wallet,
         priceCents,
       });
-      const view = await ended(purchaseId);
+      const view = await ended(purchaseId, positionOf(started));
       expect(view).toMatchObject({ purchaseId, artworkId, buyerId: round.buyer, priceCents, state: PurchaseState.COMPLETED, reason: "" });
       expect(view.lastPosition).toBeGreaterThan(positionOf(started));
     }
@@ -424,7 +424,7 @@ describe("purchase queries", () => {
       const purchaseId = unique("purchase");
       return c.purchases
         .buyArtwork({ metadata: as(buyer), purchaseId, artworkId, buyerId: buyer, buyerWalletId: wallet, priceCents })
-        .then(() => ended(purchaseId));
+        .then((started) => ended(purchaseId, positionOf(started)));
     };
     const poor = await buy(500n);
     expect(poor).toMatchObject({ state: PurchaseState.FAILED, reason: "the price could not be reserved: insufficient funds: available 499, requested 500" });
