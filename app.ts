@@ -69,6 +69,7 @@ export async function startApp(
     const c = config.commands;
     const pipeline = await openCommandPipeline(streams, kvm, c, log);
     const kvProjectors: KvProjector[] = [];
+    const reactors: Reactor[] = [];
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
       db = openReadModelDb(config.projections.databaseFile);
@@ -78,6 +79,7 @@ export async function startApp(
         db,
         projections: readModels,
         kvProjectors,
+        reactors,
         log,
         batchSize: config.projections.batchSize,
       });
@@ -103,7 +105,6 @@ export async function startApp(
       kvProjectors.push(kvProjector);
     }
     // Process managers issue commands through this process's pipeline, one process at a time (a lease each).
-    const reactors: Reactor[] = [];
     if (config.projections.embedded) {
       reactors.push(
         await startReactor({ kvm, store: streams.store, reaction: purchaseProcess({ store: streams.store, pipeline }), ttlMs: config.projections.leaseTtlMs, log }),

@@ -107,6 +107,7 @@ async function main(): Promise<void> {
       db,
       projections: readModels,
       kvProjectors: [kvProjector],
+      reactors: [purchases],
       log,
       batchSize: config.batchSize,
     }));

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { EventStore } from "../streams/event-store.js";
 import { ProjectionBusy, RebuildFailed, UnknownProjection } from "./errors.js";
 import type { KvProjector } from "./kv-projector.js";
+import type { Reactor } from "./reactor.js";
 import { createProjector, type Projection, type Projector } from "./projector.js";
 import type { ReadModelDb } from "./read-model-db.js";
 import {
@@ -25,7 +26,8 @@ export interface ProjectionTask {
 /** What one projector is doing, as operators see it. */
 export interface ProjectionStatusView {
   readonly projection: string;
-  readonly kind: "sqlite" | "kv";
+  /** `process`: a process manager (a reactor), which issues commands rather than keeping a read model. */
+  readonly kind: "sqlite" | "kv" | "process";
   /**
    * A projector's own state, `rebuilding` while a rebuild of its read model is under way (the live read model
    * keeps answering), or for a KV projector `standby` while another process holds its lease.
@@ -80,6 +82,8 @@ export interface ProjectionHostOptions {
   readonly projections: readonly Projection[];
   /** KV projectors to report on (started and stopped by their owner). */
   readonly kvProjectors?: readonly KvProjector[];
+  /** Process managers to report on (started and stopped by their owner). */
+  readonly reactors?: readonly Reactor[];
   readonly log: Logger;
   /** Commits per transaction of the live projectors. */
   readonly batchSize?: number;
@@ -222,6 +226,21 @@ export function createProjectionHost(options: ProjectionHostOptions): Projection
           lag: Math.max(0, head - s.position),
           eventsPerSecond: 0,
           parked: 0,
+          ...(s.error === undefined ? {} : { error: s.error }),
+        });
+      }
+      for (const reactor of options.reactors ?? []) {
+        const s = reactor.status();
+        views.push({
+          projection: s.reaction,
+          kind: "process",
+          state: s.state,
+          position: s.position,
+          head,
+          // It follows its own subjects only: what it is behind by is the reactions under way.
+          lag: s.inFlight,
+          eventsPerSecond: 0,
+          parked: s.parked,
           ...(s.error === undefined ? {} : { error: s.error }),
         });
       }

@@ -50,10 +50,10 @@ async function codeOf(call: Promise<unknown>): Promise<Code> {
 }
 
 describe("AdminService on the API server running the projectors", () => {
-  it("reports every projector's status, SQLite and KV", async () => {
+  it("reports every projector's status, SQLite and KV, and the purchase process manager's", async () => {
     const head = await embedded.streams.store.head();
     await until("the read models are caught up", async () =>
-      (await adminOf(embedded).getProjectionStatus({})).projections.every((p) => p.kind === "kv" || p.position === BigInt(head)),
+      (await adminOf(embedded).getProjectionStatus({})).projections.every((p) => p.kind !== "sqlite" || p.position === BigInt(head)),
     );
     const { projections } = await adminOf(embedded).getProjectionStatus({});
     const wallets = projections.find((p) => p.projection === "wallets" && p.kind === "sqlite");
@@ -62,6 +62,8 @@ describe("AdminService on the API server running the projectors", () => {
     expect(wallets?.task).toBeUndefined();
     expect(projections.find((p) => p.projection === "artworks" && p.kind === "sqlite")?.state).toBe("running");
     expect(projections.find((p) => p.kind === "kv")?.state).toMatch(/^(running|standby)$/);
+    expect(projections.find((p) => p.kind === "process")).toMatchObject({ projection: "purchases", parked: 0n, error: "" });
+    expect(projections.find((p) => p.kind === "process")?.state).toMatch(/^(running|standby)$/);
   });
 
   it("rebuilds and diffs a read model", async () => {
@@ -129,7 +131,8 @@ describe("AdminService on an API server whose projectors run in a worker", () =>
     expect(parsed.projections.find((p) => p.projection === "wallets")?.state).toBe("running");
     const table = await cli(["--url", separate.url, "status"]);
     expect(table.stdout).toMatch(/^projection +\| kind +\| state/);
-    expect(table.stdout).toMatch(/\nwallets +\| sqlite \| running/);
+    expect(table.stdout).toMatch(/\nwallets +\| sqlite +\| running/);
+    expect(table.stdout).toMatch(/\npurchases +\| process +\| (running|standby)/);
     const diff = await cli(["--url", separate.url, "diff", "wallets"]);
     expect(diff).toMatchObject({ code: 0 });
     expect(diff.stdout).toContain("wallets equals a fresh rebuild at position");

@@ -62,7 +62,8 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   projection: string;
 
   /**
-   * "sqlite" or "kv".
+   * "sqlite", "kv", or "process" for a process manager (the purchase process), which issues commands instead of
+   * keeping a read model; it is never rebuilt.
    *
    * @generated from field: string kind = 2;
    */
@@ -71,7 +72,7 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   /**
    * "running", "rebuilding" (a rebuild is under way; the live read model keeps answering), "stopped",
    * "stopped-on-poison" (a commit it cannot apply is parked and it waits in front of it), "failed", or for a KV
-   * projector "standby" (another process holds its lease).
+   * projector or a process manager "standby" (another process holds its lease).
    *
    * @generated from field: string state = 3;
    */
@@ -92,7 +93,8 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   head: bigint;
 
   /**
-   * head - position: commits the read model is behind by.
+   * head - position: commits the read model is behind by. For a process manager, which follows its own
+   * subjects only, the reactions under way.
    *
    * @generated from field: uint64 lag = 6;
    */
@@ -106,7 +108,8 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   eventsPerSecond: number;
 
   /**
-   * Commits of this projection parked in parked_commits: not reflected in the read model.
+   * Commits of this projection parked in parked_commits: not reflected in the read model. For a process manager,
+   * the commits whose reaction it gave up on (keys parked.<name>.<position> in foldline-processes).
    *
    * @generated from field: uint64 parked = 8;
    */
