@@ -53,6 +53,10 @@ function reserve(command: Extract<WalletCommand, { type: "ReserveFunds" }>, stat
   requirePositive(command.amountCents, "reservation");
   const existing = findReservation(state, command.reservationId);
   if (existing !== undefined) {
+    if (existing.purchaseId !== command.purchaseId) {
+      const holder = existing.purchaseId === undefined ? "not by a purchase" : `by purchase ${existing.purchaseId}`;
+      throw new RuleViolation(`reservation ${command.reservationId} already exists, held ${holder}`);
+    }
     if (existing.status === "Held" && existing.amountCents === command.amountCents) return [];
     if (existing.status === "Held") {
       throw new RuleViolation(

@@ -310,6 +310,17 @@ describe("reservations held by a purchase", () => {
       .then([heldFor("p-1", 60n)]);
   });
 
+  it("is taken again by the same purchase as a no-op, never over a reservation made otherwise", () => {
+    const byPurchase: WalletCommand = { type: "ReserveFunds", walletId, reservationId: "p-1", amountCents: 60n, purchaseId: "p-1" };
+    given([opened(), deposited(100n), heldFor("p-1", 60n)]).when(byPurchase).thenNothing();
+    given([opened(), deposited(100n), reserved("p-1", 60n)])
+      .when(byPurchase)
+      .thenThrows(RuleViolation, "reservation p-1 already exists, held not by a purchase");
+    given([opened(), deposited(100n), heldFor("p-1", 60n)])
+      .when(reserve("p-1", 60n))
+      .thenThrows(RuleViolation, "reservation p-1 already exists, held by purchase p-1");
+  });
+
   it("lets only that purchase release or settle it", () => {
     const history = [opened(), deposited(100n), heldFor("p-1", 60n)];
     given(history).when(release("p-1")).thenThrows(RuleViolation, "reservation p-1 is held by purchase p-1; only the purchase closes it");
