@@ -157,16 +157,30 @@ export function createReactor(options: ReactorOptions): Reactor {
     }
   };
 
-  const work = async (signal: AbortSignal): Promise<void> => {
+  const work = async (leader: AbortSignal): Promise<void> => {
     const entry = await kv.get(checkpointKey);
     position = entry === null || entry.operation !== "PUT" ? 0 : entry.json<{ position: number }>().position;
-    parked = (await kv.keys(`parked.${reaction.name}.>`).then(async (keys) => {
+    parked = await kv.keys(`parked.${reaction.name}.>`).then(async (keys) => {
       let n = 0;
       for await (const key of keys) if (key !== "") n++;
       return n;
-    }));
+    });
     error = undefined;
     advanced();
+
+    // The session ends with the leadership, or at the first error that is not a reaction's own (the checkpoint or
+    // a parked commit could not be written): then it starts again from the checkpoint.
+    const session = new AbortController();
+    const endSession = (): void => {
+      session.abort();
+    };
+    leader.addEventListener("abort", endSession, { once: true });
+    const signal = session.signal;
+    let fatal: Error | undefined;
+    const fail = (err: unknown): void => {
+      fatal ??= err instanceof Error ? err : new Error(String(err));
+      session.abort();
+    };
 
     // Commits read and not yet behind the checkpoint, in stream order; `done` once their reaction has finished.
     const pending: { seq: number; done: boolean }[] = [];
@@ -174,24 +188,18 @@ export function createReactor(options: ReactorOptions): Reactor {
     let slotFree: (() => void) | undefined;
     let saving: Promise<void> | undefined;
     let saved = position;
-    let failedToSave: Error | undefined;
 
     const save = (): void => {
-      if (saving !== undefined || saved === position) return;
+      if (saving !== undefined || saved === position || fatal !== undefined) return;
       const to = position;
       saving = kv
         .put(checkpointKey, encode({ position: to }))
-        .then(
-          () => {
-            saved = to;
-          },
-          (err: unknown) => {
-            failedToSave = err instanceof Error ? err : new Error(String(err));
-          },
-        )
+        .then(() => {
+          saved = to;
+        }, fail)
         .finally(() => {
           saving = undefined;
-          if (failedToSave === undefined) save();
+          save();
         });
     };
     const settle = (): void => {
@@ -206,41 +214,49 @@ export function createReactor(options: ReactorOptions): Reactor {
       }
     };
 
-    const filter = reaction.subjectFilter;
-    const commits = store.follow({ fromSeq: position + 1, signal, ...(filter === undefined ? {} : { subjectFilter: filter }) });
-    for await (const commit of commits) {
-      if (failedToSave !== undefined) throw failedToSave;
-      const key = reaction.key(commit);
-      const slot = { seq: commit.seq, done: key === undefined };
-      pending.push(slot);
-      if (key !== undefined) {
-        while (inFlight >= concurrency && !signal.aborted) await new Promise<void>((resolve) => (slotFree = resolve));
-        if (signal.aborted) break;
-        inFlight++;
-        const previous = tails.get(key) ?? Promise.resolve();
-        const tail = previous.then(async () => {
-          const finished = await reactTo(commit, signal);
-          inFlight--;
-          slotFree?.();
-          slotFree = undefined;
-          if (finished) {
-            slot.done = true;
-            settle();
-          }
-        });
-        tails.set(key, tail);
-        void tail.finally(() => {
-          if (tails.get(key) === tail) tails.delete(key);
-        });
+    try {
+      const filter = reaction.subjectFilter;
+      const commits = store.follow({ fromSeq: position + 1, signal, ...(filter === undefined ? {} : { subjectFilter: filter }) });
+      for await (const commit of commits) {
+        const key = reaction.key(commit);
+        const slot = { seq: commit.seq, done: key === undefined };
+        pending.push(slot);
+        if (key !== undefined) {
+          while (inFlight >= concurrency && !signal.aborted) await new Promise<void>((resolve) => (slotFree = resolve));
+          if (signal.aborted) break;
+          inFlight++;
+          const previous = tails.get(key) ?? Promise.resolve();
+          const tail = previous.then(async () => {
+            try {
+              if (await reactTo(commit, signal)) {
+                slot.done = true;
+                settle();
+              }
+            } catch (err) {
+              fail(err);
+            } finally {
+              inFlight--;
+              slotFree?.();
+              slotFree = undefined;
+            }
+          });
+          tails.set(key, tail);
+          void tail.then(() => {
+            if (tails.get(key) === tail) tails.delete(key);
+          });
+        }
+        settle();
       }
-      settle();
+    } catch (err) {
+      fail(err); // the stream could not be read
     }
-    // The session ended (lease lost or stopping): let the reactions under way finish or give up, then save.
+    leader.removeEventListener("abort", endSession);
+    // The session ended: let the reactions under way finish or give up, then save how far they got.
     await Promise.all(tails.values());
     await saving;
-    if (failedToSave === undefined) save();
+    save();
     await saving;
-    if (failedToSave !== undefined) throw failedToSave;
+    if (fatal !== undefined) throw fatal;
   };
 
   const loop = createLeaderLoop({ lease: options.lease, log, name: `reaction ${reaction.name}`, work });
