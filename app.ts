@@ -13,7 +13,7 @@ import { errorInterceptor } from "./commands/error-codes.js";
 import { createHealthService } from "./commands/health.js";
 import { registerMarketplace } from "./commands/marketplace/services.js";
 import type { ProjectionsConfig } from "./projections/config.js";
-import { createProjector, type Projector } from "./projections/projector.js";
+import { createProjectorGroup, type Projector } from "./projections/projector.js";
 import { registerQueries } from "./projections/read-models/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { createReadModelReader } from "./projections/read-model-reader.js";
@@ -73,11 +73,10 @@ export async function startApp(
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
       db = openReadModelDb(config.projections.databaseFile);
-      for (const projection of readModels) {
-        const projector = createProjector({ store: streams.store, db, projection, log, batchSize: config.projections.batchSize });
-        projector.start();
-        projectors.push(projector);
-      }
+      // One read of the stream feeds every read model of the file.
+      const group = createProjectorGroup({ store: streams.store, db, projections: readModels, log, batchSize: config.projections.batchSize });
+      group.start();
+      projectors.push(...group.projectors);
     }
     const readModelDb = db;
     const marketplaceKv = await kvm.open(marketplaceBucket.name);

@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { loadProjectionsConfig } from "./projections/config.js";
 import { createKvProjector } from "./projections/kv-projector.js";
 import { createLease } from "./projections/lease.js";
-import { createProjector, type Projector } from "./projections/projector.js";
+import { createProjectorGroup, type Projector } from "./projections/projector.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
@@ -83,10 +83,10 @@ async function main(): Promise<void> {
     } catch {
       return; // stopping
     }
-    projectors = readModels.map((projection) =>
-      createProjector({ store: streams.store, db, projection, log, batchSize: config.batchSize }),
-    );
-    for (const projector of projectors) projector.start();
+    // One read of the stream feeds every read model of the file.
+    const group = createProjectorGroup({ store: streams.store, db, projections: readModels, log, batchSize: config.batchSize });
+    projectors = [...group.projectors];
+    group.start();
     log.info({ database: file, projectors: projectors.map((p) => p.status()) }, "projecting");
     await new Promise<void>((done) => {
       lost = done;
