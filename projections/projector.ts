@@ -279,46 +279,18 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
 
   /** Follows the stream from `fromSeq` until `ctl` aborts or no projection is running. */
   const follow = async (ctl: AbortController, fromSeq: number): Promise<void> => {
-    const commits = store.follow({ fromSeq, signal: ctl.signal });
-    let buffer: StoredCommit[] = [];
-    let turn: Promise<"turn"> | undefined;
-    // Commits already delivered resolve the iterator without I/O: by the end of the turn they are all here.
-    const endOfTurn = (): Promise<"turn"> =>
-      (turn ??= new Promise((resolve) => {
-        setImmediate(() => {
-          resolve("turn");
-        });
-      }));
-    const drain = async (): Promise<boolean> => {
-      turn = undefined;
-      if (buffer.length === 0) return true;
-      const batch = buffer;
-      buffer = [];
-      return flush(batch);
-    };
-    let next = commits.next();
-    for (;;) {
-      // With nothing buffered there is nothing to flush: wait for the next commit, however long it takes.
-      const got = buffer.length === 0 ? await next : await Promise.race([next, endOfTurn()]);
-      if (got === "turn") {
-        if (await drain()) continue;
-        ctl.abort();
-        return;
+    // A batch is what has arrived, up to `batchSize`. What arrives after a stop is still applied, so that the
+    // checkpoints are as far as they can be.
+    for await (const commits of store.followBatches({ fromSeq, signal: ctl.signal, maxBatch: batchSize })) {
+      draining = ctl.signal.aborted && !restart;
+      try {
+        if (!(await flush(commits))) {
+          ctl.abort();
+          return;
+        }
+      } finally {
+        draining = false;
       }
-      if (got.done === true) break;
-      buffer.push(got.value);
-      if (buffer.length >= batchSize && !(await drain())) {
-        ctl.abort();
-        return;
-      }
-      next = commits.next();
-    }
-    // Stopped: what arrived before the stop is applied, so that the checkpoints are as far as they can be.
-    draining = !restart;
-    try {
-      await drain();
-    } finally {
-      draining = false;
     }
   };
 

@@ -50,6 +50,16 @@ export interface StoredCommit {
   readonly metadata: CommitMetadata;
 }
 
+/** Options of {@link EventStore.follow}. */
+export interface FollowOptions {
+  /** First stream sequence to read (default 1). */
+  readonly fromSeq?: number;
+  /** Subject filter, wildcards allowed (default every event subject, `ev.>`). */
+  readonly subjectFilter?: string;
+  /** Ends the read, at once even while it waits. */
+  readonly signal?: AbortSignal;
+}
+
 /** Options of {@link EventStore.readAll}. */
 export interface ReadAllOptions {
   /** First stream sequence to read (default 1). */
@@ -85,11 +95,13 @@ export interface EventStore {
    * is recreated from the last commit it delivered) and ends when `signal` aborts (at once, even while waiting)
    * or the caller stops iterating; a consumer that cannot be created throws UnavailableError.
    */
-  follow(options?: {
-    readonly fromSeq?: number;
-    readonly subjectFilter?: string;
-    readonly signal?: AbortSignal;
-  }): AsyncGenerator<StoredCommit>;
+  follow(options?: FollowOptions): AsyncGenerator<StoredCommit>;
+  /**
+   * {@link EventStore.follow} in batches: each holds the commits delivered and not yet handed out when it is
+   * made, at most `maxBatch` (default 500), and is never empty. A reader that applies commits in batches gets
+   * what has arrived without waiting per commit, and without a turn of the event loop to find out.
+   */
+  followBatches(options?: FollowOptions & { readonly maxBatch?: number }): AsyncGenerator<StoredCommit[]>;
   /** The commit at stream sequence `seq`, or undefined when there is none. */
   readCommit(seq: number): Promise<StoredCommit | undefined>;
   /**
@@ -121,6 +133,9 @@ export interface EventStoreOptions {
 }
 
 const validSubject = /^ev(\.[^.*>\s]+)+$/;
+
+/** How long {@link EventStore.followBatches} waits, at most, for commits to fill a batch while catching up. */
+const catchUpWaitMs = 10;
 
 /** Creates an event store on the stream `streamName`, which {@link applyTopology} has declared. */
 export function createEventStore(options: EventStoreOptions): EventStore {
@@ -203,9 +218,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   }
 
-  async function* follow(
-    read: { readonly fromSeq?: number; readonly subjectFilter?: string; readonly signal?: AbortSignal } = {},
-  ): AsyncGenerator<StoredCommit> {
+  async function* follow(read: FollowOptions = {}): AsyncGenerator<StoredCommit> {
     if (read.signal?.aborted === true) return;
     const { consumer, messages } = await orderedRead(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects);
     const stop = (): void => {
@@ -217,6 +230,96 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     } finally {
       read.signal?.removeEventListener("abort", stop);
       messages.stop();
+      void consumer.delete().catch(() => undefined);
+    }
+  }
+
+  async function* followBatches(read: FollowOptions & { readonly maxBatch?: number } = {}): AsyncGenerator<StoredCommit[]> {
+    if (read.signal?.aborted === true) return;
+    const maxBatch = Math.max(1, read.maxBatch ?? 500);
+    const { consumer, messages } = await orderedRead(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects);
+    const stop = (): void => {
+      messages.stop();
+    };
+    read.signal?.addEventListener("abort", stop, { once: true });
+    // A pump moves delivered commits into `queue`; the reader takes them once a batch is full or, when the last
+    // commit was the stream's last (caught up), once the turn of the event loop in which it arrived is over
+    // (commits already delivered come through microtasks, so by then they are all there). Catching up, batches
+    // fill, without waiting longer than `catchUpWaitMs` for commits the server says are on their way. The pump
+    // waits while a full batch is queued: the consumer's flow control does the rest.
+    let queue: StoredCommit[] = [];
+    // Set by the pump and the timers, read by the reader (widened: TypeScript does not see the other side).
+    let ready = false as boolean; // the queue is a batch: full, or all that has come
+    let ended = false as boolean;
+    let closed = false as boolean;
+    let failure: { readonly err: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    let taken: (() => void) | undefined;
+    let turn: NodeJS.Immediate | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const markReady = (): void => {
+      clearImmediate(turn);
+      turn = undefined;
+      clearTimeout(timer);
+      timer = undefined;
+      ready = true;
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const pump = (async () => {
+      try {
+        for await (const m of messages) {
+          if (closed) break;
+          queue.push(fromMessage(m));
+          if (queue.length >= maxBatch) {
+            markReady();
+            await new Promise<void>((resolve) => {
+              taken = resolve;
+            });
+          } else if (m.info.pending === 0) {
+            clearTimeout(timer);
+            timer = undefined;
+            turn ??= setImmediate(markReady);
+          } else if (turn === undefined) {
+            timer ??= setTimeout(markReady, catchUpWaitMs);
+          }
+        }
+      } catch (err) {
+        failure = { err };
+      } finally {
+        ended = true;
+        markReady();
+      }
+    })();
+    try {
+      for (;;) {
+        if (!ready) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+        ready = false;
+        if (queue.length > 0) {
+          const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+          queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+          // What is left of a queue larger than a batch (a pump released while the reader was busy) is ready too.
+          ready = queue.length > 0;
+          const t = taken;
+          taken = undefined;
+          t?.();
+          yield batch;
+        } else if (ended) {
+          if (failure !== undefined) throw failure.err;
+          return;
+        }
+      }
+    } finally {
+      read.signal?.removeEventListener("abort", stop);
+      closed = true;
+      messages.stop();
+      taken?.();
+      await pump;
       void consumer.delete().catch(() => undefined);
     }
   }
@@ -284,6 +387,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     readAll,
 
     follow,
+
+    followBatches,
 
     async readCommit(seq) {
       const m = await directGet({ seq });
