@@ -225,6 +225,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       messages.stop();
     };
     read.signal?.addEventListener("abort", stop, { once: true });
+    // Aborted while the consumer was being created.
+    if (isAborted(read.signal)) stop();
     try {
       for await (const m of messages) yield fromMessage(m);
     } finally {
@@ -242,6 +244,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       messages.stop();
     };
     read.signal?.addEventListener("abort", stop, { once: true });
+    // Aborted while the consumer was being created.
+    if (isAborted(read.signal)) stop();
     // A pump moves delivered commits into `queue`; the reader takes them once a batch is full or, when the last
     // commit was the stream's last (caught up), once the turn of the event loop in which it arrived is over
     // (commits already delivered come through microtasks, so by then they are all there). Catching up, batches
@@ -408,6 +412,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     head,
   };
+}
+
+/** Whether `signal` has aborted; a call, so that an earlier check does not narrow it for TypeScript. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 /** Resolves as `promise` does, or rejects with an UnavailableError after `ms`. */
