@@ -41,7 +41,13 @@ describe("a projector worker killed outright", () => {
     const checkpoint = (): number =>
       Number(db.prepare<[], { position: bigint | null }>("SELECT min(position) AS position FROM projection_checkpoints").get()?.position ?? 0n);
     let worker = startWorker(database);
-    const traffic = walletTraffic(c, wallets, 3_000);
+    // Commands flow until the last kill, however fast the worker catches up between kills.
+    let killing = true as boolean; // widened: the kills below end it
+    const traffic = (async () => {
+      let highest = await walletTraffic(c, wallets, 3_000);
+      while (killing) highest = Math.max(highest, await walletTraffic(c, wallets, 200));
+      return highest;
+    })();
     const artworks = artworkTraffic(c, "crash", 60);
     const killedAt: number[] = [];
     for (let kills = 0; kills < 5; kills++) {
@@ -57,6 +63,7 @@ describe("a projector worker killed outright", () => {
       killedAt.push(checkpoint());
       worker = startWorker(database);
     }
+    killing = false;
     const highest = await traffic;
     await artworks;
     const head = await app.streams.store.head();
