@@ -32,7 +32,7 @@ import { walletType } from "../commands/marketplace/wallet-routes.js";
 import { QueryService } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { DepositRequestSchema, WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { loadProjectionsConfig } from "../projections/config.js";
-import { createProjector } from "../projections/projector.js";
+import { createProjectorGroup } from "../projections/projector.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
 import { readModels } from "../projections/read-models/all.js";
 import { loadStreamsConfig } from "../streams/config.js";
@@ -150,14 +150,16 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
   // The rebuild: every read model from sequence 1 into a fresh file.
   const db = openReadModelDb(join(dir, "rebuild.sqlite"));
   const started = performance.now();
-  const projectors = readModels.map((projection) => createProjector({ store, db, projection, log: silent }));
-  for (const p of projectors) p.start();
+  // As the app runs them: one group of projectors for the read models of the file.
+  const group = createProjectorGroup({ store, db, projections: readModels, log: silent });
+  const { projectors } = group;
+  group.start();
   const reached = await Promise.all(projectors.map((p) => p.waitFor(head, 600_000)));
   const seconds = (performance.now() - started) / 1_000;
-  await Promise.all(projectors.map((p) => p.stop()));
+  await group.stop();
   db.close();
   if (reached.includes(false)) throw new Error("the rebuild did not finish");
-  // Events of the stream per second turned into every read model: each projector reads the whole stream.
+  // Events of the stream per second turned into every read model.
   const rate = events / seconds;
   const baseline = Math.min(readRate, upsertRate);
   log(`rebuild: ${seconds.toFixed(1)} s for ${projectors.length} read models`);

@@ -3,7 +3,7 @@ import type { EventStore } from "../streams/event-store.js";
 import { ProjectionBusy, RebuildFailed, UnknownProjection } from "./errors.js";
 import type { KvProjector } from "./kv-projector.js";
 import type { Reactor } from "./reactor.js";
-import { createProjector, type Projection, type Projector } from "./projector.js";
+import { createProjector, createProjectorGroup, type Projection, type Projector } from "./projector.js";
 import type { ReadModelDb } from "./read-model-db.js";
 import {
   diffProjection,
@@ -109,9 +109,14 @@ export function createProjectionHost(options: ProjectionHostOptions): Projection
   const live = new Map<string, Projector>();
   const tasks = new Map<string, Task>();
   let stopped = true;
-  const newProjector = (projection: Projection): Projector =>
-    createProjector({ store, db, projection, log, ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }) });
-  for (const projection of options.projections) live.set(projection.name, newProjector(projection));
+  const batch = options.batchSize === undefined ? {} : { batchSize: options.batchSize };
+  const newProjector = (projection: Projection): Projector => createProjector({ store, db, projection, log, ...batch });
+  // One read of the stream feeds them all; a projection switched in by a rebuild gets a projector of its own.
+  const group = createProjectorGroup({ store, db, projections: options.projections, log, ...batch });
+  for (const [i, projection] of options.projections.entries()) {
+    const projector = group.projectors[i];
+    if (projector !== undefined) live.set(projection.name, projector);
+  }
 
   const projectionNamed = (name: string): Projection => {
     const projection = byName.get(name);

@@ -309,16 +309,16 @@ function walletsFailingAt(
   };
 }
 
-/** `store`, whose follow delivers what the stream holds at once (one batch), then follows it as usual. */
+/** `store`, whose batches begin with what the stream holds, all at once (one batch), then follow it as usual. */
 function inOneBurst(store: EventStore): EventStore {
   return {
     ...store,
-    async *follow(options = {}) {
+    async *followBatches(options = {}) {
       const held: StoredCommit[] = [];
       for await (const commit of store.readAll({ fromSeq: options.fromSeq ?? 1 })) held.push(commit);
-      yield* held;
+      if (held.length > 0) yield held;
       const next = (held[held.length - 1]?.seq ?? (options.fromSeq ?? 1) - 1) + 1;
-      yield* store.follow({ ...options, fromSeq: next });
+      yield* store.followBatches({ ...options, fromSeq: next });
     },
   };
 }

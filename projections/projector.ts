@@ -114,12 +114,286 @@ export interface ProjectorOptions {
  * projection's {@link PoisonPolicy} says. Errors that are not the commit's fault are never parked: the projector
  * stops in state `failed` at its last checkpoint, with the error in its status and in the log, when another
  * projector moved the checkpoint (at once) or SQLite keeps failing for the environment (busy, I/O, disk full…).
+ *
+ * It is a {@link createProjectorGroup} of one projection.
  */
 export function createProjector(options: ProjectorOptions): Projector {
-  const { store, db, projection, log } = options;
+  const { projection, ...rest } = options;
+  const [projector] = createProjectorGroup({ ...rest, projections: [projection] }).projectors;
+  if (projector === undefined) throw new Error("a group of one projection has one projector");
+  return projector;
+}
+
+/** Options of {@link createProjectorGroup}: those of {@link createProjector}, with several projections. */
+export interface ProjectorGroupOptions extends Omit<ProjectorOptions, "projection"> {
+  /** The projections of `db`, names unique. */
+  readonly projections: readonly Projection[];
+}
+
+/** Projectors of several projections on one read-model database, fed by one read of the stream. */
+export interface ProjectorGroup {
+  /**
+   * One projector per projection, in the order of `projections`, each with its own checkpoint, status, poison
+   * handling and `waitFor`, each started and stopped on its own, exactly as {@link createProjector}'s.
+   */
+  readonly projectors: readonly Projector[];
+  /** Starts every projector of the group. */
+  start(): void;
+  /** Stops every projector of the group; resolves once all have stopped. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates the projectors of several projections that share one read of the stream and one transaction per
+ * batch: reading and decoding the stream once instead of once per projection is most of what a rebuild costs.
+ *
+ * Every guarantee of {@link createProjector} holds for each projection: a batch moves every checkpoint it
+ * concerns and applies its commits in one transaction, so that a crash neither loses nor double-applies a commit
+ * for any of them. The read starts after the lowest checkpoint of the running projectors; a projection whose
+ * checkpoint is further on is given only the commits after it. When a batch fails in the shared transaction,
+ * each projection applies it again in transactions of its own, with the retries, backoff and poison handling
+ * of a projector alone (the shared attempt is not counted in `maxAttempts`), so that one projection's poison
+ * commit or moved checkpoint stops that projection only; the others go on. A projection started again behind
+ * the read makes the read start again from its checkpoint.
+ */
+export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorGroup {
+  const { store, db, log } = options;
   const batchSize = options.batchSize ?? 500;
-  const maxAttempts = options.maxAttempts ?? 5;
   const until = options.until ?? Number.POSITIVE_INFINITY;
+  const names = options.projections.map((p) => p.name);
+  if (new Set(names).size !== names.length) throw new Error(`projection names must be unique in a group: ${names.join(", ")}`);
+  const label = names.join(",");
+
+  // The stream's head, for `lag`: one request a second at most, whoever asks.
+  let head = 0;
+  let headReadAt = -Infinity;
+  let headReading = false;
+  let headFailing = false;
+  let headTimer: NodeJS.Timeout | undefined;
+  const refreshHead = (): void => {
+    const now = Date.now();
+    if (headReading || now - headReadAt < 1000) return;
+    headReadAt = now;
+    headReading = true;
+    store.head().then(
+      (h) => {
+        head = Math.max(head, h);
+        if (headFailing) log.info({ projections: label, head }, "the stream's head can be read again");
+        headFailing = false;
+      },
+      (err: unknown) => {
+        // Once per outage, not once a second; the status keeps the last head it knew.
+        if (!headFailing && running !== undefined) {
+          log.warn({ err, projections: label }, "the stream's head cannot be read; lag is stale");
+        }
+        headFailing = true;
+      },
+    ).finally(() => {
+      headReading = false;
+    });
+  };
+  const tickHead = (): void => {
+    refreshHead();
+    headTimer = setTimeout(tickHead, Math.max(1, headReadAt + 1000 - Date.now())).unref();
+  };
+
+  // The read under way; the projections it is for, each given every commit after its checkpoint; the last
+  // sequence handed to them; and whether the read must start again further back.
+  let running: Promise<void> | undefined;
+  let read: AbortController | undefined;
+  const inRead = new Set<Member>();
+  let delivered = 0;
+  let restart = false;
+  // The batch under way, which a projector that stops waits for.
+  let flushing: Promise<unknown> | undefined;
+  // Set while the last projectors drain what the read delivered before they stopped.
+  let draining = false;
+
+  const group: GroupHooks = {
+    head: () => head,
+    refreshHead,
+    started(member) {
+      inRead.delete(member);
+      if (running === undefined) {
+        startRun();
+        return;
+      }
+      refreshHead();
+      // The read under way has handed out commits after this projection's checkpoint: it starts again from there.
+      if (member.position() >= delivered) inRead.add(member);
+      else {
+        restart = true;
+        read?.abort();
+      }
+    },
+    async stopping() {
+      if (members.some((m) => m.wanted())) await flushing;
+      else {
+        read?.abort();
+        await running;
+      }
+    },
+  };
+  const members = options.projections.map((projection) => createMember(projection, options, group));
+
+  /**
+   * The projections a batch is for: in the read, not stopping (unless the read is draining for the last stop),
+   * and behind the batch's end. Those that left the read (stopped, failed, parked a commit) leave it for good.
+   */
+  const takers = (last: number): Member[] => {
+    const batch: Member[] = [];
+    for (const m of inRead) {
+      if (m.state() !== "running") inRead.delete(m);
+      else if ((draining || m.wanted()) && m.position() < last) batch.push(m);
+    }
+    return batch;
+  };
+
+  const applyTogether = db.transaction((commits: readonly StoredCommit[], batch: readonly Member[]): number[] =>
+    batch.map((m) => m.applyInTransaction(commits)),
+  );
+
+  /** Applies `commits` to every projection it is for; false once no projection is running. */
+  const flushAll = async (commits: readonly StoredCommit[]): Promise<boolean> => {
+    const last = commits[commits.length - 1];
+    if (last === undefined) return true;
+    const batch = takers(last.seq);
+    delivered = last.seq;
+    const only = batch[0];
+    if (batch.length === 1 && only !== undefined) {
+      await only.flush(commits);
+    } else if (batch.length > 1) {
+      let cleared: number[] | undefined;
+      try {
+        cleared = applyTogether(commits, batch);
+      } catch (err) {
+        log.warn(
+          { err, projections: batch.map((m) => m.name).join(","), from: commits[0]?.seq, to: last.seq },
+          "projection batch failed; applying it for each projection on its own",
+        );
+      }
+      if (cleared === undefined) for (const m of batch) await m.flush(commits);
+      else {
+        for (const [i, m] of batch.entries()) m.applied(commits, cleared[i] ?? 0);
+      }
+    }
+    return members.some((m) => m.state() === "running");
+  };
+  const flush = (commits: readonly StoredCommit[]): Promise<boolean> => {
+    const done = flushAll(commits);
+    flushing = done;
+    return done;
+  };
+
+  /** The projections that run have reached `until`: each stops by itself. */
+  const reachedUntil = (ctl: AbortController): void => {
+    for (const m of members) m.finished();
+    ctl.abort();
+  };
+
+  /** Follows the stream from `fromSeq` until `ctl` aborts, no projection is running, or `until` is reached. */
+  const follow = async (ctl: AbortController, fromSeq: number): Promise<void> => {
+    if (fromSeq > until) {
+      reachedUntil(ctl);
+      return;
+    }
+    // A batch is what has arrived, up to `batchSize`. What arrives after a stop is still applied, so that the
+    // checkpoints are as far as they can be.
+    for await (const batch of store.followBatches({ fromSeq, signal: ctl.signal, maxBatch: batchSize })) {
+      const last = batch[batch.length - 1]?.seq ?? 0;
+      const commits = last > until ? batch.filter((c) => c.seq <= until) : batch;
+      draining = ctl.signal.aborted && !restart;
+      try {
+        if (!(await flush(commits))) {
+          ctl.abort();
+          return;
+        }
+      } finally {
+        draining = false;
+      }
+      if (last >= until) {
+        reachedUntil(ctl);
+        return;
+      }
+    }
+  };
+
+  /** Reads from the lowest checkpoint of the projections that run, again from further back when one asks. */
+  const run = async (): Promise<void> => {
+    for (;;) {
+      const wanted = members.filter((m) => m.wanted());
+      if (wanted.length === 0) return;
+      inRead.clear();
+      for (const m of wanted) inRead.add(m);
+      delivered = Math.min(...wanted.map((m) => m.position()));
+      restart = false;
+      const ctl = (read = new AbortController());
+      await follow(ctl, delivered + 1);
+    }
+  };
+
+  const startRun = (): void => {
+    clearTimeout(headTimer);
+    tickHead();
+    const thisRun: Promise<void> = run().catch((err: unknown) => {
+      log.error({ err, projections: label }, "projection stopped: the stream could not be read");
+      for (const m of members) m.failed(err);
+    }).finally(() => {
+      if (running !== thisRun) return;
+      running = undefined;
+      read = undefined;
+      clearTimeout(headTimer);
+      // A projector started while the read was ending.
+      if (members.some((m) => m.wanted())) startRun();
+    });
+    running = thisRun;
+  };
+
+  const projectors = members.map((m) => m.projector);
+  return {
+    projectors,
+    start() {
+      for (const p of projectors) p.start();
+    },
+    async stop() {
+      await Promise.all(projectors.map((p) => p.stop()));
+    },
+  };
+}
+
+/** What a member of a group asks of it. */
+interface GroupHooks {
+  head(): number;
+  refreshHead(): void;
+  /** The member has started: the read begins, or starts again from further back when it must. */
+  started(member: Member): void;
+  /** The member is stopping: resolves after the batch under way, or once the read has ended when it was the last. */
+  stopping(): Promise<void>;
+}
+
+/** One projection of a group: its checkpoint, state, retries and poison handling. */
+interface Member {
+  readonly name: string;
+  readonly projector: Projector;
+  state(): ProjectorStatus["state"];
+  position(): number;
+  /** Running and not stopping: the read is for it. */
+  wanted(): boolean;
+  /** Inside a transaction: moves the checkpoint and applies the commits after it; returns parked rows cleared. */
+  applyInTransaction(commits: readonly StoredCommit[]): number;
+  /** After the transaction of {@link Member.applyInTransaction} has committed. */
+  applied(commits: readonly StoredCommit[], cleared: number): void;
+  /** Applies the commits after its checkpoint in transactions of its own, with retries and poison handling. */
+  flush(commits: readonly StoredCommit[]): Promise<boolean>;
+  /** The read failed with `err`: a running projector fails. */
+  failed(err: unknown): void;
+  /** The group's `until` is reached: a running projector stops. */
+  finished(): void;
+}
+
+function createMember(projection: Projection, options: ProjectorGroupOptions, group: GroupHooks): Member {
+  const { db, log } = options;
+  const maxAttempts = options.maxAttempts ?? 5;
   const skipPoison = projection.onPoison === "skip";
   projection.migrate(db);
   const apply = projection.prepare(db);
@@ -141,16 +415,17 @@ export function createProjector(options: ProjectorOptions): Projector {
       throw new CheckpointMoved(projection.name, from);
     }
   };
-  /** Applies `commits` after the checkpoint `from`; returns how many parked rows they resolved. */
-  const applyBatch = db.transaction((commits: readonly StoredCommit[], from: number): number => {
+  /** Applies the commits of `commits` after the checkpoint `from`; returns how many parked rows they resolved. */
+  const applyCommits = (commits: readonly StoredCommit[], from: number): number => {
     const last = commits[commits.length - 1];
-    if (last === undefined) return 0;
+    if (last === undefined || last.seq <= from) return 0;
     // First, so that a second writer stops on the moved checkpoint, not on whatever its commits would break.
     casCheckpoint(last.seq, from);
-    for (const commit of commits) apply(commit);
+    for (const commit of commits) if (commit.seq > from) apply(commit);
     // A commit parked by policy "stop" and now applied is no longer parked.
     return parkedAhead > 0 ? parking.clear(from + 1, last.seq) : 0;
-  });
+  };
+  const applyBatch = db.transaction(applyCommits);
   /** Parks `commit`; moves the checkpoint past it when `to` is its sequence, checks it is still `from` always. */
   const parkCommit = db.transaction((commit: StoredCommit, error: string, attempts: number, to: number, from: number) => {
     casCheckpoint(to, from);
@@ -165,7 +440,6 @@ export function createProjector(options: ProjectorOptions): Projector {
   let parked = parking.count();
   // Parked rows after the checkpoint (left by policy "stop"): while there are any, batches clear what they apply.
   let parkedAhead = 0;
-  let running: Promise<void> | undefined;
   let abort = new AbortController();
   const waiters = new Set<{ position: number; resolve: (reached: boolean) => void }>();
   const rate = createRate();
@@ -179,37 +453,23 @@ export function createProjector(options: ProjectorOptions): Projector {
     }
   };
 
-  // The stream's head, for `lag`: one request a second at most, whoever asks.
-  let head = 0;
-  let headReadAt = -Infinity;
-  let headReading = false;
-  let headFailing = false;
-  let headTimer: NodeJS.Timeout | undefined;
-  const refreshHead = (): void => {
-    const now = Date.now();
-    if (headReading || now - headReadAt < 1000) return;
-    headReadAt = now;
-    headReading = true;
-    store.head().then(
-      (h) => {
-        head = Math.max(head, h);
-        if (headFailing) log.info({ projection: projection.name, head }, "the stream's head can be read again");
-        headFailing = false;
-      },
-      (err: unknown) => {
-        // Once per outage, not once a second; the status keeps the last head it knew.
-        if (!headFailing && state === "running") {
-          log.warn({ err, projection: projection.name }, "the stream's head cannot be read; lag is stale");
-        }
-        headFailing = true;
-      },
-    ).finally(() => {
-      headReading = false;
-    });
-  };
-  const tickHead = (): void => {
-    refreshHead();
-    headTimer = setTimeout(tickHead, Math.max(1, headReadAt + 1000 - Date.now())).unref();
+  /** Counts what a committed transaction applied and moves the position to its last commit. */
+  const applied = (commits: readonly StoredCommit[], cleared: number): void => {
+    const first = commits[0];
+    const last = commits[commits.length - 1];
+    if (first === undefined || last === undefined || last.seq <= position) return;
+    const count = first.seq > position ? commits.length : commits.filter((c) => c.seq > position).length;
+    commitsApplied += count;
+    batches++;
+    rate.add(count);
+    position = last.seq;
+    if (cleared > 0) {
+      parkedAhead -= cleared;
+      parked = parking.count();
+      log.info({ projection: projection.name, from: first.seq, to: last.seq, cleared }, "parked commits applied after all");
+    }
+    advanced();
+    group.refreshHead();
   };
 
   const stopping = (): boolean => abort.signal.aborted;
@@ -237,18 +497,7 @@ export function createProjector(options: ProjectorOptions): Projector {
     const last = commits[commits.length - 1]?.seq ?? position;
     for (let n = 1; ; n++) {
       try {
-        const cleared = applyBatch(commits, position);
-        commitsApplied += commits.length;
-        batches++;
-        rate.add(commits.length);
-        position = last;
-        if (cleared > 0) {
-          parkedAhead -= cleared;
-          parked = parking.count();
-          log.info({ projection: projection.name, from: first, to: last, cleared }, "parked commits applied after all");
-        }
-        advanced();
-        refreshHead();
+        applied(commits, applyBatch(commits, position));
         return "applied";
       } catch (err) {
         if (err instanceof CheckpointMoved || n >= maxAttempts) return { err, attempts: n };
@@ -293,12 +542,12 @@ export function createProjector(options: ProjectorOptions): Projector {
     position = commit.seq;
     parkedAhead = parking.countAfter(position);
     advanced();
-    refreshHead();
+    group.refreshHead();
     return true;
   };
 
-  /** Applies `commits`; false when the projector must stop (its state says why, unless it is stopping). */
-  const flush = async (commits: readonly StoredCommit[]): Promise<boolean> => {
+  /** Applies `commits`, all after the checkpoint; false when the projector must stop (its state says why). */
+  const flushAfter = async (commits: readonly StoredCommit[]): Promise<boolean> => {
     const only = commits[0];
     if (only === undefined) return true;
     const tried = await attempt(commits);
@@ -317,102 +566,44 @@ export function createProjector(options: ProjectorOptions): Projector {
       if (!isCommitsFault(alone.err)) return failWith(alone.err, [commit]);
       if (!park(commit, alone.err, alone.attempts)) return false;
       // Past the poison commit: the rest goes back to one transaction.
-      return flush(commits.slice(i + 1));
+      return flushAfter(commits.slice(i + 1));
     }
     return true; // it failed as a batch only: every commit has now been applied on its own
   };
 
-  // `run` keeps its own controller: a run that has just stopped must not abort the one a quick start() began.
-  const run = async (ctl: AbortController): Promise<void> => {
-    if (position >= until) return;
-    const commits = store.follow({ fromSeq: position + 1, signal: ctl.signal });
-    let buffer: StoredCommit[] = [];
-    let turn: Promise<"turn"> | undefined;
-    // Commits already delivered resolve the iterator without I/O: by the end of the turn they are all here.
-    const endOfTurn = (): Promise<"turn"> =>
-      (turn ??= new Promise((resolve) => {
-        setImmediate(() => {
-          resolve("turn");
-        });
-      }));
-    const drain = async (): Promise<boolean> => {
-      turn = undefined;
-      if (buffer.length === 0) return true;
-      const batch = buffer;
-      buffer = [];
-      return flush(batch);
-    };
-    let next = commits.next();
-    for (;;) {
-      // With nothing buffered there is nothing to flush: wait for the next commit, however long it takes.
-      const got = buffer.length === 0 ? await next : await Promise.race([next, endOfTurn()]);
-      if (got === "turn") {
-        if (await drain()) continue;
-        ctl.abort();
-        return;
-      }
-      if (got.done === true) break;
-      if (got.value.seq > until) break;
-      buffer.push(got.value);
-      if (got.value.seq === until) break;
-      if (buffer.length >= batchSize && !(await drain())) {
-        ctl.abort();
-        return;
-      }
-      next = commits.next();
-    }
-    // Stopped, or at `until`: what arrived before is applied, so that the checkpoint is as far as it can be.
-    await drain();
-    // At `until` the stream's read is still open: end it.
-    ctl.abort();
-  };
-
-  return {
+  const projector: Projector = {
     start() {
       if (state === "running") return;
       state = "running";
       error = undefined;
-      const ctl = (abort = new AbortController());
+      abort = new AbortController();
       parked = parking.count();
       parkedAhead = parking.countAfter(position);
       rate.reset();
-      clearTimeout(headTimer);
-      tickHead();
-      // What a run does once it ends is for the latest run only.
-      running = run(ctl).then(
-        () => {
-          if (abort !== ctl) return;
-          clearTimeout(headTimer);
-          if (state === "running") state = "stopped";
-        },
-        (err: unknown) => {
-          log.error({ err, projection: projection.name }, "projection stopped: the stream could not be read");
-          if (abort !== ctl) return;
-          clearTimeout(headTimer);
-          state = "failed";
-          error = describe(err);
-        },
-      );
+      group.started(member);
     },
 
     async stop() {
       abort.abort();
-      await running;
+      await group.stopping();
       if (state === "running") state = "stopped";
     },
 
-    status: () => ({
-      projection: projection.name,
-      state,
-      position,
-      head,
-      lag: Math.max(0, head - position),
-      commitsPerSecond: rate.perSecond(),
-      commitsApplied,
-      batches,
-      parked,
-      ...(error === undefined ? {} : { error }),
-    }),
+    status: () => {
+      const head = group.head();
+      return {
+        projection: projection.name,
+        state,
+        position,
+        head,
+        lag: Math.max(0, head - position),
+        commitsPerSecond: rate.perSecond(),
+        commitsApplied,
+        batches,
+        parked,
+        ...(error === undefined ? {} : { error }),
+      };
+    },
 
     waitFor(target, timeoutMs) {
       if (target <= position) return Promise.resolve(true);
@@ -425,6 +616,26 @@ export function createProjector(options: ProjectorOptions): Projector {
       });
     },
   };
+
+  const member: Member = {
+    name: projection.name,
+    projector,
+    state: () => state,
+    position: () => position,
+    wanted: () => state === "running" && !stopping(),
+    applyInTransaction: (commits) => applyCommits(commits, position),
+    applied,
+    flush: (commits) => flushAfter(commits[0] !== undefined && commits[0].seq > position ? commits : commits.filter((c) => c.seq > position)),
+    failed(err) {
+      if (state !== "running") return;
+      state = "failed";
+      error = describe(err);
+    },
+    finished() {
+      if (state === "running") state = "stopped";
+    },
+  };
+  return member;
 }
 
 /** Another projector has written the same read model: this one stops rather than apply commits twice. */

@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { CommitSchema } from "../gen/foldline/store/v1/commit_pb.js";
 
 /** One event as the store carries it: a type name, a schema version and opaque payload bytes. */
@@ -143,8 +144,47 @@ export function encodeCommitReflective(body: CommitBody): Uint8Array {
   );
 }
 
-/** Decodes a stored commit. Throws when the bytes are not a Commit message. */
+/**
+ * Decodes a stored commit. Throws when the bytes are not a Commit message.
+ *
+ * Returns what protobuf-es's `fromBinary` reads (a unit test holds the two together, on valid and on random
+ * bytes): reading is a rebuild's hot path, and the reflective decoder (a message object per commit, event and
+ * timestamp, fields found by number) was about a sixth of a rebuild's CPU. So the envelope's three messages are
+ * read here by field number with protobuf-es's own wire reader, in the order and with the checks `fromBinary`
+ * reads them with: a known field is read as its type says whatever its wire type, an unknown one is skipped,
+ * a message field given twice is merged, strings must be UTF-8. Event payloads stay undecoded views of `bytes`.
+ */
 export function decodeCommit(bytes: Uint8Array): CommitBody {
+  const r = new BinaryReader(bytes);
+  const events: EventRecord[] = [];
+  const m: MutableMetadata = { commandId: "", actor: "", correlationId: "", causationId: "", seconds: 0, nanos: 0, aggregateVersion: 0 };
+  let hasMetadata = false;
+  let hasTimestamp = false;
+  const end = bytes.length;
+  while (r.pos < end) {
+    const [no, wireType] = r.tag();
+    if (no === 1) events.push(readEvent(r, r.uint32()));
+    else if (no === 2) {
+      hasMetadata = true;
+      hasTimestamp = readMetadata(r, r.uint32(), m) || hasTimestamp;
+    } else r.skip(wireType, no, recursionLimit - 1);
+  }
+  return {
+    events,
+    metadata: {
+      commandId: m.commandId,
+      actor: m.actor,
+      correlationId: m.correlationId,
+      causationId: m.causationId,
+      // As protobuf-es's timestampDate computes it.
+      recordedAt: new Date(hasMetadata && hasTimestamp ? m.seconds * 1000 + Math.round(m.nanos / 1000000) : 0),
+      aggregateVersion: m.aggregateVersion,
+    },
+  };
+}
+
+/** The reference decoding through protobuf-es's reflection. */
+export function decodeCommitReflective(bytes: Uint8Array): CommitBody {
   const commit = fromBinary(CommitSchema, bytes);
   const m = commit.metadata;
   return {
@@ -158,6 +198,80 @@ export function decodeCommit(bytes: Uint8Array): CommitBody {
       aggregateVersion: Number(m?.aggregateVersion ?? 0n),
     },
   };
+}
+
+// protobuf-es's default recursion limit; skipping an unknown group at depth d may nest `limit - d` deep.
+const recursionLimit = 100;
+const emptyBytes = new Uint8Array(0);
+
+interface MutableMetadata {
+  commandId: string;
+  actor: string;
+  correlationId: string;
+  causationId: string;
+  seconds: number;
+  nanos: number;
+  aggregateVersion: number;
+}
+
+/** Reads an `Event` of `length` bytes. */
+function readEvent(r: BinaryReader, length: number): EventRecord {
+  const end = r.pos + length;
+  let type = "";
+  let schemaVersion = 0;
+  let payload: Uint8Array = emptyBytes;
+  while (r.pos < end) {
+    const [no, wireType] = r.tag();
+    if (no === 1) type = r.string(true);
+    else if (no === 2) schemaVersion = r.uint32();
+    else if (no === 3) payload = r.bytes();
+    else r.skip(wireType, no, recursionLimit - 2);
+  }
+  return { type, schemaVersion, payload };
+}
+
+/** Merges a `CommitMetadata` of `length` bytes into `m`; true when it held a `recorded_at`. */
+function readMetadata(r: BinaryReader, length: number, m: MutableMetadata): boolean {
+  const end = r.pos + length;
+  let hasTimestamp = false;
+  while (r.pos < end) {
+    const [no, wireType] = r.tag();
+    switch (no) {
+      case 1:
+        m.commandId = r.string(true);
+        break;
+      case 2:
+        m.actor = r.string(true);
+        break;
+      case 3:
+        m.correlationId = r.string(true);
+        break;
+      case 4:
+        m.causationId = r.string(true);
+        break;
+      case 5:
+        hasTimestamp = true;
+        readTimestamp(r, r.uint32(), m);
+        break;
+      case 6:
+        m.aggregateVersion = Number(r.uint64());
+        break;
+      default:
+        r.skip(wireType, no, recursionLimit - 2);
+    }
+  }
+  return hasTimestamp;
+}
+
+/** Merges a `google.protobuf.Timestamp` of `length` bytes into `m`. */
+function readTimestamp(r: BinaryReader, length: number, m: MutableMetadata): void {
+  const end = r.pos + length;
+  while (r.pos < end) {
+    const [no, wireType] = r.tag();
+    if (no === 1) m.seconds = Number(r.int64());
+    else if (no === 2) m.nanos = r.int32();
+    else r.skip(wireType, no, recursionLimit - 3);
+  }
 }
 
 function varintSize(value: number): number {

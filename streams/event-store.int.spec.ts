@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNats, testConfig, type TestNats } from "../test/harness/nats.js";
+import { until } from "../test/harness/until.js";
 import type { EventRecord } from "./commit-codec.js";
 import { ConcurrencyError, InvalidAppendError } from "./errors.js";
 import type { StoredCommit } from "./event-store.js";
@@ -109,6 +110,35 @@ describe("round trip", () => {
     expect(middle.map((c) => c.seq)).toEqual(seqs.slice(1, 4));
     expect(await collect(streams.store.readAll({ fromSeq: (seqs[4] ?? 0) + 1, subjectFilter: a }))).toEqual([]);
     expect(await collect(streams.store.readAll({ subjectFilter: "ev.nothing.>" }))).toEqual([]);
+  });
+
+  it("follows in batches: every commit once and in order, none empty or over the bound, live ones too, until aborted", async () => {
+    const a = aggregate();
+    const appended: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const round = Array.from({ length: 25 }, () => streams.store.append(a, events(1 + (i % 3)), { commandId: randomUUID() }));
+      for (const r of await Promise.all(round)) appended.push(r.seq);
+    }
+    appended.sort((x, y) => x - y);
+    const ctl = new AbortController();
+    const seen: StoredCommit[] = [];
+    const sizes: number[] = [];
+    let live: number | undefined;
+    for await (const batch of streams.store.followBatches({ fromSeq: appended[0] ?? 1, subjectFilter: a, maxBatch: 64, signal: ctl.signal })) {
+      sizes.push(batch.length);
+      seen.push(...batch);
+      if (seen.length === appended.length) {
+        // Caught up: a commit appended now still comes, in a batch of its own.
+        live = (await streams.store.append(a, events(2), { commandId: randomUUID() })).seq;
+      } else if (seen.length > appended.length) ctl.abort();
+    }
+    expect(seen.map((c) => c.seq)).toEqual([...appended, live]);
+    expect(seen.at(-1)?.events).toHaveLength(2);
+    expect(sizes.every((n) => n >= 1 && n <= 64)).toBe(true);
+    // Catching up, batches fill rather than come a few commits at a time.
+    expect(sizes.filter((n) => n === 64).length).toBeGreaterThanOrEqual(10);
+    const jsm = await jetstreamManager(streams.nc);
+    await until("the consumer is gone", async () => (await jsm.consumers.list("EVENTS").next()).length === 0);
   });
 
   it("knows nothing of an aggregate that has no commits", async () => {

@@ -50,6 +50,16 @@ export interface StoredCommit {
   readonly metadata: CommitMetadata;
 }
 
+/** Options of {@link EventStore.follow}. */
+export interface FollowOptions {
+  /** First stream sequence to read (default 1). */
+  readonly fromSeq?: number;
+  /** Subject filter, wildcards allowed (default every event subject, `ev.>`). */
+  readonly subjectFilter?: string;
+  /** Ends the read, at once even while it waits. */
+  readonly signal?: AbortSignal;
+}
+
 /** Options of {@link EventStore.readAll}. */
 export interface ReadAllOptions {
   /** First stream sequence to read (default 1). */
@@ -85,11 +95,14 @@ export interface EventStore {
    * is recreated from the last commit it delivered) and ends when `signal` aborts (at once, even while waiting)
    * or the caller stops iterating; a consumer that cannot be created throws UnavailableError.
    */
-  follow(options?: {
-    readonly fromSeq?: number;
-    readonly subjectFilter?: string;
-    readonly signal?: AbortSignal;
-  }): AsyncGenerator<StoredCommit>;
+  follow(options?: FollowOptions): AsyncGenerator<StoredCommit>;
+  /**
+   * {@link EventStore.follow} in batches: each holds the commits delivered and not yet handed out when it is
+   * made, at most `maxBatch` (default 500), and is never empty. Up to four batches (at least the store's
+   * `readBatch`) are buffered ahead of the reader. A reader that applies commits in batches gets
+   * what has arrived without waiting per commit, and without a turn of the event loop to find out.
+   */
+  followBatches(options?: FollowOptions & { readonly maxBatch?: number }): AsyncGenerator<StoredCommit[]>;
   /** The commit at stream sequence `seq`, or undefined when there is none. */
   readCommit(seq: number): Promise<StoredCommit | undefined>;
   /**
@@ -122,6 +135,9 @@ export interface EventStoreOptions {
 
 const validSubject = /^ev(\.[^.*>\s]+)+$/;
 
+/** How long {@link EventStore.followBatches} waits, at most, for commits to fill a batch while catching up. */
+const catchUpWaitMs = 10;
+
 /** Creates an event store on the stream `streamName`, which {@link applyTopology} has declared. */
 export function createEventStore(options: EventStoreOptions): EventStore {
   const { nc, streamName: stream, timeoutMs } = options;
@@ -150,15 +166,15 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   };
 
-  /** An ordered consumer of the commits on `filter` from `fromSeq` on, consuming with `readBatch` buffered. */
-  const orderedRead = async (fromSeq: number, filter: string) => {
+  /** An ordered consumer of the commits on `filter` from `fromSeq` on, consuming with `ahead` buffered. */
+  const orderedRead = async (fromSeq: number, filter: string, ahead = readBatch) => {
     try {
       const consumer = await js.consumers.get(stream, {
         filter_subjects: filter,
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: fromSeq,
       });
-      return { consumer, messages: await consumer.consume({ max_messages: readBatch }) };
+      return { consumer, messages: await consumer.consume({ max_messages: ahead }) };
     } catch (err) {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
@@ -203,9 +219,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   }
 
-  async function* follow(
-    read: { readonly fromSeq?: number; readonly subjectFilter?: string; readonly signal?: AbortSignal } = {},
-  ): AsyncGenerator<StoredCommit> {
+  async function* follow(read: FollowOptions = {}): AsyncGenerator<StoredCommit> {
     if (read.signal?.aborted === true) return;
     const { consumer, messages } = await orderedRead(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects);
     const stop = (): void => {
@@ -219,6 +233,104 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     } finally {
       read.signal?.removeEventListener("abort", stop);
       messages.stop();
+      void consumer.delete().catch(() => undefined);
+    }
+  }
+
+  async function* followBatches(read: FollowOptions & { readonly maxBatch?: number } = {}): AsyncGenerator<StoredCommit[]> {
+    if (read.signal?.aborted === true) return;
+    const maxBatch = Math.max(1, read.maxBatch ?? 500);
+    // Four batches ahead: the server's pulls come four times less often than with one, and the next batch is
+    // here when the reader has applied one (measured: about a tenth faster rebuilds than `readBatch` ahead).
+    const { consumer, messages } = await orderedRead(
+      Math.max(1, read.fromSeq ?? 1),
+      read.subjectFilter ?? eventSubjects,
+      Math.max(readBatch, 4 * maxBatch),
+    );
+    const stop = (): void => {
+      messages.stop();
+    };
+    read.signal?.addEventListener("abort", stop, { once: true });
+    // Aborted while the consumer was being created.
+    if (isAborted(read.signal)) stop();
+    // A pump moves delivered commits into `queue`; the reader takes them once a batch is full or, when the last
+    // commit was the stream's last (caught up), once the turn of the event loop in which it arrived is over
+    // (commits already delivered come through microtasks, so by then they are all there). Catching up, batches
+    // fill, without waiting longer than `catchUpWaitMs` for commits the server says are on their way. The pump
+    // waits while a full batch is queued: the consumer's flow control does the rest.
+    let queue: StoredCommit[] = [];
+    // Set by the pump and the timers, read by the reader (widened: TypeScript does not see the other side).
+    let ready = false as boolean; // the queue is a batch: full, or all that has come
+    let ended = false as boolean;
+    let closed = false as boolean;
+    let failure: { readonly err: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    let taken: (() => void) | undefined;
+    let turn: NodeJS.Immediate | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const markReady = (): void => {
+      clearImmediate(turn);
+      turn = undefined;
+      clearTimeout(timer);
+      timer = undefined;
+      ready = true;
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const pump = (async () => {
+      try {
+        for await (const m of messages) {
+          if (closed) break;
+          queue.push(fromMessage(m));
+          if (queue.length >= maxBatch) {
+            markReady();
+            await new Promise<void>((resolve) => {
+              taken = resolve;
+            });
+          } else if (m.info.pending === 0) {
+            clearTimeout(timer);
+            timer = undefined;
+            turn ??= setImmediate(markReady);
+          } else if (turn === undefined) {
+            timer ??= setTimeout(markReady, catchUpWaitMs);
+          }
+        }
+      } catch (err) {
+        failure = { err };
+      } finally {
+        ended = true;
+        markReady();
+      }
+    })();
+    try {
+      for (;;) {
+        if (!ready) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+        ready = false;
+        if (queue.length > 0) {
+          const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+          queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+          // What is left of a queue larger than a batch (a pump released while the reader was busy) is ready too.
+          ready = queue.length > 0;
+          const t = taken;
+          taken = undefined;
+          t?.();
+          yield batch;
+        } else if (ended) {
+          if (failure !== undefined) throw failure.err;
+          return;
+        }
+      }
+    } finally {
+      read.signal?.removeEventListener("abort", stop);
+      closed = true;
+      messages.stop();
+      taken?.();
+      await pump;
       void consumer.delete().catch(() => undefined);
     }
   }
@@ -287,6 +399,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     follow,
 
+    followBatches,
+
     async readCommit(seq) {
       const m = await directGet({ seq });
       return m === undefined || m.seq !== seq ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
@@ -307,6 +421,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   };
 }
 
+/** Whether `signal` has aborted; a call, so that an earlier check does not narrow it for TypeScript. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 /** Resolves as `promise` does, or rejects with an UnavailableError after `ms`. */
 async function withinBound<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -322,9 +441,4 @@ async function withinBound<T>(promise: Promise<T>, ms: number, what: string): Pr
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Whether `signal` has aborted; a function, so that the answer is read anew after an await. */
-function isAborted(signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true;
 }

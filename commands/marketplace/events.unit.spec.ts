@@ -4,7 +4,7 @@ import type { PurchaseEvent } from "../../domain/purchase/types.js";
 import type { WalletEvent } from "../../domain/wallet/types.js";
 import { decodeArtworkEvent, encodeArtworkEvent } from "./artwork-events.js";
 import { decodePurchaseEvent, encodePurchaseEvent } from "./purchase-events.js";
-import { decodeWalletEvent, encodeWalletEvent } from "./wallet-events.js";
+import { decodeWalletEvent, decodeWalletEventReflective, encodeWalletEvent } from "./wallet-events.js";
 
 const artworkEvents: ArtworkEvent[] = [
   {
@@ -80,5 +80,53 @@ describe("marketplace event records", () => {
     );
     expect(() => decodeArtworkEvent(deposited)).toThrow("foldline.marketplace.v1.FundsDeposited is not an artwork event");
     expect(() => decodeWalletEvent({ ...deposited, schemaVersion: 2 })).toThrow("has schema version 2; this code reads 1");
+  });
+
+  it("reads wallet events as protobuf-es does, from random, extended and damaged payloads", () => {
+    let seed = 7;
+    const int = (below: number): number => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return Math.floor((seed / 2 ** 32) * below);
+    };
+    const texts = ["", "r-1", "ann", "é✓🎨", "x".repeat(200)];
+    const amounts = [0n, 1n, -1n, 127n, 128n, 2n ** 53n + 1n, 9_223_372_036_854_775_807n, -9_223_372_036_854_775_808n];
+    const pick = <T>(values: readonly T[]): T => values[int(values.length)] as T;
+    const outcome = (decode: () => unknown): unknown => {
+      try {
+        return decode();
+      } catch {
+        return "throws";
+      }
+    };
+    let failures = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const event = pick<WalletEvent>([
+        { type: "WalletOpened", ownerId: pick(texts) },
+        { type: "FundsDeposited", amountCents: pick(amounts) },
+        { type: "FundsWithdrawn", amountCents: pick(amounts) },
+        { type: "FundsReserved", reservationId: pick(texts), amountCents: pick(amounts) },
+        { type: "FundsReserved", reservationId: pick(texts), amountCents: pick(amounts), purchaseId: pick(texts.slice(1)) },
+        { type: "ReservationReleased", reservationId: pick(texts), amountCents: pick(amounts) },
+        { type: "ReservationSettled", reservationId: pick(texts), amountCents: pick(amounts) },
+      ]);
+      const record = encodeWalletEvent(event);
+      let payload = Uint8Array.from(record.payload);
+      switch (int(4)) {
+        case 0: // an unknown field, of a later version
+          payload = Uint8Array.from([...payload, 0x48, 0x96, 0x01, 0x52, 0x01, 0x41]);
+          break;
+        case 1: // damaged
+          for (let k = 0; k < 2 && payload.length > 0; k++) payload[int(payload.length)] = int(256);
+          break;
+        case 2: // cut short, or noise
+          payload = int(2) === 0 ? payload.subarray(0, int(payload.length + 1)) : Uint8Array.from({ length: int(12) }, () => int(256));
+          break;
+      }
+      const damaged = { ...record, payload };
+      const reference = outcome(() => decodeWalletEventReflective(damaged));
+      if (reference === "throws") failures++;
+      expect(outcome(() => decodeWalletEvent(damaged))).toEqual(reference);
+    }
+    expect(failures).toBeGreaterThan(1_000);
   });
 });

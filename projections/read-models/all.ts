@@ -3,5 +3,5 @@ import { artworksProjection } from "./artworks.js";
 import { salesProjection } from "./sales.js";
 import { walletsProjection } from "./wallets.js";
 
-/** Every read model, each run by a projector of its own on the read-model file. */
+/** Every read model of the read-model file, run together by one projector group (`createProjectorGroup`). */
 export const readModels: readonly Projection[] = [walletsProjection, artworksProjection, salesProjection];
