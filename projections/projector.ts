@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import { createParking } from "./parked.js";
+import { createPositionWaiters } from "./position-waiters.js";
 import type { ReadModelDb } from "./read-model-db.js";
 
 /**
@@ -441,16 +442,11 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
   // Parked rows after the checkpoint (left by policy "stop"): while there are any, batches clear what they apply.
   let parkedAhead = 0;
   let abort = new AbortController();
-  const waiters = new Set<{ position: number; resolve: (reached: boolean) => void }>();
+  const waiters = createPositionWaiters(() => position);
   const rate = createRate();
 
   const advanced = (): void => {
-    for (const w of waiters) {
-      if (w.position <= position) {
-        waiters.delete(w);
-        w.resolve(true);
-      }
-    }
+    waiters.reached(position);
   };
 
   /** Counts what a committed transaction applied and moves the position to its last commit. */
@@ -605,16 +601,7 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
       };
     },
 
-    waitFor(target, timeoutMs) {
-      if (target <= position) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const waiter = { position: target, resolve };
-        waiters.add(waiter);
-        setTimeout(() => {
-          if (waiters.delete(waiter)) resolve(false);
-        }, timeoutMs).unref();
-      });
-    },
+    waitFor: (target, timeoutMs) => waiters.waitFor(target, timeoutMs),
   };
 
   const member: Member = {
