@@ -141,6 +141,26 @@ describe("round trip", () => {
     await until("the consumer is gone", async () => (await jsm.consumers.list("EVENTS").next()).length === 0);
   });
 
+  it("ends a batched read aborted with commits still queued, after handing out what it holds", async () => {
+    const a = aggregate();
+    for (let i = 0; i < 10; i++) {
+      await Promise.all(Array.from({ length: 50 }, () => streams.store.append(a, events(1), { commandId: randomUUID() })));
+    }
+    const ctl = new AbortController();
+    const seqs: number[] = [];
+    const read = (async () => {
+      for await (const batch of streams.store.followBatches({ subjectFilter: a, maxBatch: 20, signal: ctl.signal })) {
+        seqs.push(...batch.map((c) => c.seq));
+        // Aborted at the first batch, the reader slow: the rest of what was delivered waits in the queue.
+        if (!ctl.signal.aborted) ctl.abort();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await Promise.race([read, new Promise((_, reject) => setTimeout(() => reject(new Error("the read did not end")), 10_000))]);
+    expect(seqs.length).toBeGreaterThanOrEqual(20);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+  });
+
   it("knows nothing of an aggregate that has no commits", async () => {
     const subject = aggregate();
     expect(await streams.store.readAggregate(subject)).toEqual([]);

@@ -305,7 +305,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     })();
     try {
       for (;;) {
-        if (!ready) {
+        // Once the pump has ended nothing wakes the reader again: what is left is taken, then the read ends.
+        if (!ready && !ended) {
           await new Promise<void>((resolve) => {
             wake = resolve;
           });
