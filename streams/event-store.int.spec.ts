@@ -156,7 +156,7 @@ describe("round trip", () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     })();
-    await Promise.race([read, new Promise((_, reject) => setTimeout(() => reject(new Error("the read did not end")), 10_000))]);
+    await Promise.race([read, new Promise((_, reject) => setTimeout(() => { reject(new Error("the read did not end")); }, 10_000))]);
     expect(seqs.length).toBeGreaterThanOrEqual(20);
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
   });
