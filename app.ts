@@ -1,7 +1,5 @@
 // The foldline process: the stream layer, the command pipeline, the API server and the projectors, wired together.
-import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -18,7 +16,7 @@ import { createNatsProjectionAdmin } from "./projections/admin-nats.js";
 import { registerAdmin } from "./projections/admin-service.js";
 import { createProjectionHost, type ProjectionHost } from "./projections/projection-host.js";
 import type { Projector } from "./projections/projector.js";
-import { purchaseProcess } from "./projections/purchase-process.js";
+import { purchaseProcess } from "./projections/processes/purchase-process.js";
 import { startReactor, type Reactor } from "./projections/reactor.js";
 import { registerQueries } from "./projections/read-models/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
@@ -26,7 +24,7 @@ import { createReadModelReader } from "./projections/read-model-reader.js";
 import { createSqlRunner, type SqlRunner } from "./projections/sql/sql-runner.js";
 import { registerSql } from "./projections/sql/sql-service.js";
 import { createKvProjector, type KvProjector } from "./projections/kv-projector.js";
-import { createLease } from "./projections/lease.js";
+import { createLease, leaseOwner } from "./projections/lease.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
 import type { StreamsConfig } from "./streams/config.js";
@@ -95,7 +93,7 @@ export async function startApp(
         lease: createLease({
           kv: await kvm.open(leasesBucket),
           key: `kv-projector.${marketplaceBucket.name}.${artworkKvProjection.name}`,
-          owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+          owner: leaseOwner(),
           ttlMs: config.projections.leaseTtlMs,
           log,
         }),

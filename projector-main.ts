@@ -1,9 +1,8 @@
 // `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until
 // SIGINT/SIGTERM. Workers sharing a read-model file elect one writer through a lease; the others stand by. The
 // writer also answers the admin requests (status, rebuild, diff) on NATS.
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -12,9 +11,9 @@ import { loadCommandsConfig } from "./commands/config.js";
 import { openCommandPipeline } from "./commands/open-pipeline.js";
 import { loadProjectionsConfig } from "./projections/config.js";
 import { createKvProjector } from "./projections/kv-projector.js";
-import { createLease } from "./projections/lease.js";
+import { createLease, leaseOwner } from "./projections/lease.js";
 import { serveProjectionAdmin, type AdminResponder } from "./projections/admin-nats.js";
-import { purchaseProcess } from "./projections/purchase-process.js";
+import { purchaseProcess } from "./projections/processes/purchase-process.js";
 import { startReactor } from "./projections/reactor.js";
 import { createProjectionHost, type ProjectionHost } from "./projections/projection-host.js";
 import { openReadModelDb } from "./projections/read-model-db.js";
@@ -37,7 +36,7 @@ async function main(): Promise<void> {
   const streams = await openStreams(streamsConfig, [marketplaceBucket]);
   const kvm = new Kvm(jetstream(streams.nc, { timeout: streamsConfig.timeoutMs }));
   const leases = await kvm.open(leasesBucket);
-  const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  const owner = leaseOwner();
   // KV read models are one for the whole system: their projector takes a lease of its own.
   const kvProjector = createKvProjector({
     store: streams.store,

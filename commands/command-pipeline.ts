@@ -295,7 +295,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     fingerprint: string,
   ): Promise<CommandOutcome<E>> {
     const { decider } = type;
-    // A cached state may be behind another process's writes (another server, the purchase process): before it
+    // A cached state may be behind another process's writes (another server, a process manager): before it
     // refuses a command, or answers that nothing changes, the stream is asked whether the aggregate moved.
     let fromCache = cache?.has(subject) === true;
     // The record and the aggregate are read at once. The record's `after` must be a position the command's

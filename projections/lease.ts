@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -15,6 +17,11 @@ export interface Lease {
   onLost(listener: () => void): void;
   /** Stops renewing and removes the key if still ours, so that a standby takes over at once. */
   release(): Promise<void>;
+}
+
+/** A lease holder's name for this process: host, pid and a random part, unique across restarts. */
+export function leaseOwner(): string {
+  return `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
 }
 
 /** Options of {@link createLease}. */

@@ -1,11 +1,9 @@
-import { randomUUID } from "node:crypto";
-import { hostname } from "node:os";
 import type { KV, Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import { createLeaderLoop } from "./leader-loop.js";
 import { createPositionWaiters } from "./position-waiters.js";
-import { createLease, type Lease } from "./lease.js";
+import { createLease, leaseOwner, type Lease } from "./lease.js";
 import { leasesBucket, processesBucket } from "../streams/topology.js";
 
 /**
@@ -286,7 +284,7 @@ export async function startReactor(options: {
 }): Promise<Reactor> {
   const { kvm, store, reaction, ttlMs, log } = options;
   const [kv, leases] = await Promise.all([kvm.open(processesBucket), kvm.open(leasesBucket)]);
-  const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  const owner = leaseOwner();
   const lease = createLease({ kv: leases, key: `reactor.${reaction.name}`, owner, ttlMs, log });
   const reactor = createReactor({ store, kv, reaction, lease, log });
   reactor.start();

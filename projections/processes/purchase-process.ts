@@ -1,19 +1,19 @@
 import { createHash } from "node:crypto";
 import { v5 as uuidv5 } from "uuid";
-import type { AggregateType } from "../commands/aggregate-type.js";
-import type { CommandOutcome, CommandPipeline } from "../commands/command-pipeline.js";
-import { CommandConflict, CommandInProgress, ExpectedVersionMismatch, ShuttingDown } from "../commands/errors.js";
-import { artworkType } from "../commands/marketplace/artwork-routes.js";
-import { purchaseType } from "../commands/marketplace/purchase-routes.js";
-import { walletType } from "../commands/marketplace/wallet-routes.js";
-import type { ArtworkCommand } from "../domain/artwork/types.js";
-import { DomainError } from "../domain/errors.js";
-import { evolve, initialState } from "../domain/purchase/evolve.js";
-import type { PurchaseState, PurchaseStep } from "../domain/purchase/types.js";
-import type { WalletCommand } from "../domain/wallet/types.js";
-import type { EventStore, StoredCommit } from "../streams/event-store.js";
-import { UnavailableError } from "../streams/errors.js";
-import type { Reaction } from "./reactor.js";
+import type { AggregateType } from "../../commands/aggregate-type.js";
+import type { CommandOutcome, CommandPipeline } from "../../commands/command-pipeline.js";
+import { CommandConflict, CommandInProgress, ExpectedVersionMismatch, ShuttingDown } from "../../commands/errors.js";
+import { artworkType } from "../../commands/marketplace/artwork-routes.js";
+import { purchaseType } from "../../commands/marketplace/purchase-routes.js";
+import { walletType } from "../../commands/marketplace/wallet-routes.js";
+import type { ArtworkCommand } from "../../domain/artwork/types.js";
+import { DomainError } from "../../domain/errors.js";
+import { evolve, initialState } from "../../domain/purchase/evolve.js";
+import type { PurchaseState, PurchaseStep } from "../../domain/purchase/types.js";
+import type { WalletCommand } from "../../domain/wallet/types.js";
+import type { EventStore, StoredCommit } from "../../streams/event-store.js";
+import { UnavailableError } from "../../streams/errors.js";
+import type { Reaction } from "../reactor.js";
 
 const subjectPrefix = "ev.purchase.";
 /** The namespace of the command ids the process derives (UUID v5 of the triggering command id and the step). */
