@@ -1,6 +1,5 @@
 // `npm run admin -- [--url URL] [--json] status | rebuild <projection> | diff <projection>`: the operators' CLI of
 // AdminService, on the API server (which answers itself or forwards to the projector worker).
-import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -13,6 +12,7 @@ import {
   type GetProjectionStatusResponse,
   type RebuildProjectionResponse,
 } from "./gen/foldline/admin/v1/admin_service_pb.js";
+import { parseCommandLine, runCli, UsageError, wholeNumber } from "./commands/cli.js";
 import { formatAligned } from "./projections/sql/sql-format.js";
 
 const usage = `usage: npm run -s admin -- [--url URL] [--json] <command>
@@ -32,7 +32,6 @@ NOT_FOUND an unknown projection, FAILED_PRECONDITION a rebuild or diff already u
 projector host answering, ABORTED the rebuild failed and the live read model is unchanged); 2 a usage error.
 `;
 
-class UsageError extends Error {}
 
 type Command =
   | { readonly name: "status" }
@@ -46,22 +45,15 @@ interface Invocation {
 }
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): Invocation | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        url: { type: "string" },
-        json: { type: "boolean", default: false },
-        "max-rows": { type: "string", default: "20" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine({
+    args: argv,
+    options: {
+      url: { type: "string" },
+      json: { type: "boolean", default: false },
+      "max-rows": { type: "string", default: "20" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (values.help) return "help";
   const [name, projection, ...rest] = positionals;
   if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);
@@ -69,8 +61,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): Invocation | "help" {
   if (name === "status" && projection === undefined) {
     command = { name };
   } else if ((name === "rebuild" || name === "diff") && projection !== undefined) {
-    const maxRows = /^\d+$/.test(values["max-rows"]) ? Number(values["max-rows"]) : Number.NaN;
-    if (!(maxRows >= 1 && maxRows <= 1000)) throw new UsageError(`--max-rows must be a whole number from 1 to 1000, got "${values["max-rows"]}"`);
+    const maxRows = wholeNumber("--max-rows", values["max-rows"], 1000);
     command = name === "rebuild" ? { name, projection } : { name, projection, maxRows };
   } else {
     throw new UsageError(name === undefined ? "a command is required" : `"${positionals.join(" ")}" is not a command`);
@@ -116,19 +107,7 @@ function formatDiff(res: DiffProjectionResponse): string {
   return `${verdict}\n${tables}${differing}`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let invocation;
-  try {
-    invocation = parse(argv, process.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${err.message}\n\n${usage}`);
-    return 2;
-  }
-  if (invocation === "help") {
-    process.stdout.write(usage);
-    return 0;
-  }
+async function run(invocation: Invocation): Promise<number> {
   const admin = createClient(AdminService, createGrpcTransport({ baseUrl: invocation.url }));
   const { command, json } = invocation;
   const print = (text: string): void => {
@@ -159,17 +138,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`admin failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
-
 /** A code's gRPC name: NOT_FOUND, FAILED_PRECONDITION. */
 function codeName(code: Code): string {
   return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
+
+runCli({ name: "admin", usage, parse: (argv) => parse(argv, process.env), run });

@@ -1,6 +1,6 @@
 // `npm run sql -- [--format table|csv|json] [--max-rows N] [--timeout-ms N] "<sql>"`: runs one read-only statement
 // on the read models (READ_MODEL_DB, by default $DATA_DIR/read-models.sqlite) and prints its rows on stdout.
-import { parseArgs } from "node:util";
+import { parseCommandLine, runCli, UsageError, wholeNumber } from "./commands/cli.js";
 import { ReadModelUnavailable } from "./projections/errors.js";
 import { loadProjectionsConfig } from "./projections/config.js";
 import { SqlRefused, SqlTimeout } from "./projections/sql/sql-errors.js";
@@ -24,7 +24,6 @@ Exit status: 0 with rows printed; 1 when the statement is refused, runs out of t
 cannot be opened, with the reason on stderr; 2 on a usage error.
 `;
 
-class UsageError extends Error {}
 
 interface Invocation {
   readonly sql: string;
@@ -34,22 +33,15 @@ interface Invocation {
 }
 
 function parse(argv: string[]): Invocation | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        format: { type: "string", default: "table" },
-        "max-rows": { type: "string", default: "1000" },
-        "timeout-ms": { type: "string", default: "2000" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine({
+    args: argv,
+    options: {
+      format: { type: "string", default: "table" },
+      "max-rows": { type: "string", default: "1000" },
+      "timeout-ms": { type: "string", default: "2000" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (values.help) return "help";
   if (positionals.length !== 1) {
     throw new UsageError(`expected one SQL statement as a single argument, got ${positionals.length} arguments`);
@@ -66,29 +58,12 @@ function parse(argv: string[]): Invocation | "help" {
   };
 }
 
-function wholeNumber(flag: string, text: string, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new UsageError(`${flag} must be a whole number from 1 to ${max}, got "${text}"`);
-  return n;
-}
 
 function rows(n: number): string {
   return n === 1 ? "1 row" : `${n} rows`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let invocation;
-  try {
-    invocation = parse(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${err.message}\n\n${usage}`);
-    return 2;
-  }
-  if (invocation === "help") {
-    process.stdout.write(usage);
-    return 0;
-  }
+async function run(invocation: Invocation): Promise<number> {
   let file;
   try {
     file = loadProjectionsConfig(loadStreamsConfig().dataDir).databaseFile;
@@ -121,12 +96,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`sql failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runCli({ name: "sql", usage, parse, run });
