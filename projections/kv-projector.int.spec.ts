@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
@@ -9,9 +7,8 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { clients, startTestApp } from "../test/harness/app.js";
+import { clients, startTestBed, type TestBed } from "../test/harness/app.js";
 import { artworkTraffic, artworksFromReadModel } from "../test/harness/artworks.js";
-import { startTestNats, type TestNats } from "../test/harness/nats.js";
 import { until } from "../test/harness/until.js";
 import { createKvProjector } from "./kv-projector.js";
 import { createLease } from "./lease.js";
@@ -19,21 +16,17 @@ import { openReadModelDb } from "./read-model-db.js";
 import { artworkKvProjection, marketplaceBucket } from "./read-models/artwork-kv.js";
 
 const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
-let nats: TestNats;
+let bed: TestBed;
 let app: App;
 let dir: string;
 let kv: KV;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  dir = mkdtempSync(join(tmpdir(), "foldline-kv-"));
-  app = await startTestApp(nats, { PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite"), PROJECTOR_LEASE_TTL_MS: "1000" });
+  ({ app, dir } = bed = await startTestBed("foldline-kv-", (dir) => ({ PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite"), PROJECTOR_LEASE_TTL_MS: "1000" })));
   kv = await new Kvm(jetstream(app.streams.nc)).open(marketplaceBucket.name);
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 const kvJson = async <T>(key: string): Promise<T | undefined> => {

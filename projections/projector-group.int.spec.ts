@@ -1,13 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { clients, startTestApp, type Clients } from "../test/harness/app.js";
+import { startTestBed, type Clients, type TestBed } from "../test/harness/app.js";
 import { artworkTraffic, artworksFromReadModel, artworksFromStream, provenanceFromReadModel, provenanceFromStream } from "../test/harness/artworks.js";
-import { startTestNats, type TestNats } from "../test/harness/nats.js";
 import { until } from "../test/harness/until.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "../test/harness/wallets.js";
 import { listParked } from "./parked.js";
@@ -17,23 +14,18 @@ import { artworksProjection } from "./read-models/artworks.js";
 import { walletsProjection } from "./read-models/wallets.js";
 
 const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
-let nats: TestNats;
+let bed: TestBed;
 let app: App;
 let c: Clients;
 let dir: string;
 let wallets: string[];
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  c = clients(app.url);
-  dir = mkdtempSync(join(tmpdir(), "foldline-projector-group-"));
+  ({ app, c, dir } = bed = await startTestBed("foldline-projector-group-"));
   wallets = await openWallets(c, 6, "group");
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 /** Wallet and artwork traffic at once; returns the highest position. */

@@ -1,13 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { clients, startTestApp, type Clients } from "../test/harness/app.js";
-import { startTestNats, type TestNats } from "../test/harness/nats.js";
+import { clients, startTestApp, startTestBed, type Clients, type TestBed } from "../test/harness/app.js";
+import { type TestNats } from "../test/harness/nats.js";
 import { until } from "../test/harness/until.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "../test/harness/wallets.js";
 import { decodeCommit } from "../streams/commit-codec.js";
@@ -18,21 +16,17 @@ import { openReadModelDb } from "./read-model-db.js";
 import { walletsProjection } from "./read-models/wallets.js";
 
 const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
+let bed: TestBed;
 let nats: TestNats;
 let app: App;
 let c: Clients;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  c = clients(app.url);
-  dir = mkdtempSync(join(tmpdir(), "foldline-projector-"));
+  ({ nats, app, c, dir } = bed = await startTestBed("foldline-projector-"));
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 describe("projector", () => {

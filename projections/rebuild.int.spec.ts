@@ -1,11 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { clients, startTestApp, type Clients } from "../test/harness/app.js";
-import { startTestNats, type TestNats } from "../test/harness/nats.js";
+import { startTestBed, type Clients, type TestBed } from "../test/harness/app.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "../test/harness/wallets.js";
 import { ProjectionBusy, RebuildFailed, UnknownProjection } from "./errors.js";
 import { createProjectionHost, type ProjectionHost } from "./projection-host.js";
@@ -16,24 +14,19 @@ import { walletsProjection } from "./read-models/wallets.js";
 import { rebuildProjection, scratchFileOf } from "./rebuild.js";
 
 const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
-let nats: TestNats;
+let bed: TestBed;
 let app: App;
 let c: Clients;
 let dir: string;
 let wallets: string[];
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  c = clients(app.url);
-  dir = mkdtempSync(join(tmpdir(), "foldline-rebuild-"));
+  ({ app, c, dir } = bed = await startTestBed("foldline-rebuild-"));
   wallets = await openWallets(c, 10, "rb");
   await walletTraffic(c, wallets, 400);
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 /** A host on a file of its own, caught up with the stream. */

@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
@@ -8,27 +6,24 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { AdminService } from "../gen/foldline/admin/v1/admin_service_pb.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
-import { clients, startTestApp } from "./harness/app.js";
-import { startTestNats, type TestNats } from "./harness/nats.js";
+import { clients, startTestBed, type TestBed } from "./harness/app.js";
+import { type TestNats } from "./harness/nats.js";
 import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
 import { artworkTraffic, artworksFromReadModel, artworksFromStream, provenanceFromReadModel, provenanceFromStream } from "./harness/artworks.js";
 import { until } from "./harness/until.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
+let bed: TestBed;
 let nats: TestNats;
 let app: App;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  dir = mkdtempSync(join(tmpdir(), "foldline-projector-crash-"));
+  ({ nats, app, dir } = bed = await startTestBed("foldline-projector-crash-"));
 });
 afterAll(async () => {
   killProjectorWorkers();
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 /** Wallet operations sent (a reservation and its release or settlement are two commands, counted as one). */

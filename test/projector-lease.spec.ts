@@ -1,31 +1,26 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
-import { clients, startTestApp } from "./harness/app.js";
-import { startTestNats, type TestNats } from "./harness/nats.js";
+import { clients, startTestBed, type TestBed } from "./harness/app.js";
+import { type TestNats } from "./harness/nats.js";
 import { until } from "./harness/until.js";
 import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
 import { openWallets, walletTraffic, walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
 const ttlMs = 1_000;
+let bed: TestBed;
 let nats: TestNats;
 let app: App;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  dir = mkdtempSync(join(tmpdir(), "foldline-lease-"));
+  ({ nats, app, dir } = bed = await startTestBed("foldline-lease-"));
 });
 afterAll(async () => {
   killProjectorWorkers();
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 const startWorker = (database: string): ProjectorWorker =>

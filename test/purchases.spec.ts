@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
@@ -16,28 +14,25 @@ import { AdminService } from "../gen/foldline/admin/v1/admin_service_pb.js";
 import { PurchaseState } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
 import type { PurchaseRow, RoyaltyEarningsRow, SaleRow } from "../projections/read-models/sales.js";
-import { clients, startTestApp, type Clients } from "./harness/app.js";
-import { startTestNats, type TestNats } from "./harness/nats.js";
+import { clients, startTestBed, type Clients, type TestBed } from "./harness/app.js";
+import { type TestNats } from "./harness/nats.js";
 import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
 import { marketplaceFromStream, type Marketplace } from "./harness/purchases.js";
 import { until } from "./harness/until.js";
 import { walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
+let bed: TestBed;
 let nats: TestNats;
 let app: App;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  dir = mkdtempSync(join(tmpdir(), "foldline-purchases-"));
   // Queries read the file the worker writes.
-  app = await startTestApp(nats, { READ_MODEL_DB: join(dir, "read-models.sqlite") });
+  ({ nats, app, dir } = bed = await startTestBed("foldline-purchases-", (dir) => ({ READ_MODEL_DB: join(dir, "read-models.sqlite") })));
 });
 afterAll(async () => {
   killProjectorWorkers();
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 const price = 1_000n;

@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
@@ -14,7 +12,7 @@ import {
   type PurchaseView,
   type SaleView,
 } from "../gen/foldline/marketplace/v1/query_service_pb.js";
-import { clients, startTestApp, type Clients } from "./harness/app.js";
+import { startTestBed, type Clients, type TestBed } from "./harness/app.js";
 import {
   artworkTraffic,
   artworksFromStream,
@@ -22,31 +20,24 @@ import {
   type ArtworkRow,
   type ProvenanceRow,
 } from "./harness/artworks.js";
-import { startTestNats, type TestNats } from "./harness/nats.js";
 
-let nats: TestNats;
+let bed: TestBed;
 let app: App;
 let c: Clients;
-let dir: string;
 // What the traffic of beforeAll left, folded from the stream by the domain; later tests use actors of their own.
 let rows: ArtworkRow[];
 let provenance: ProvenanceRow[];
 let minPosition: bigint;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  dir = mkdtempSync(join(tmpdir(), "foldline-queries-"));
-  app = await startTestApp(nats, { PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite") });
-  c = clients(app.url);
+  ({ app, c } = bed = await startTestBed("foldline-queries-", (dir) => ({ PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite") })));
   const tally = await artworkTraffic(c, "aw", 16);
   minPosition = BigInt(tally.position);
   rows = await artworksFromStream(app.streams.store);
   provenance = await provenanceFromStream(app.streams.store);
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 const as = (actor: string) => ({ commandId: randomUUID(), actor });

@@ -1,28 +1,22 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { clients, startTestApp, type Clients } from "./harness/app.js";
-import { startTestNats, type TestNats } from "./harness/nats.js";
+import { clients, startTestApp, startTestBed, type Clients, type TestBed } from "./harness/app.js";
+import { type TestNats } from "./harness/nats.js";
 
+let bed: TestBed;
 let nats: TestNats;
 let app: App;
 let c: Clients;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  dir = mkdtempSync(join(tmpdir(), "foldline-ryw-"));
-  app = await startTestApp(nats, { PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite") });
-  c = clients(app.url);
+  ({ nats, app, c, dir } = bed = await startTestBed("foldline-ryw-", (dir) => ({ PROJECTORS: "embedded", READ_MODEL_DB: join(dir, "read-models.sqlite") })));
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 describe("queries read their own writes", () => {

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../app.js";
-import { clients, startTestApp, type Clients } from "../../test/harness/app.js";
+import { startTestBed, type Clients, type TestBed } from "../../test/harness/app.js";
 import {
   artworkTraffic,
   artworksFromReadModel,
@@ -14,28 +12,22 @@ import {
   provenanceFromStream,
   type Tally,
 } from "../../test/harness/artworks.js";
-import { startTestNats, type TestNats } from "../../test/harness/nats.js";
 import { openWallets, walletTraffic } from "../../test/harness/wallets.js";
 import { createProjector, type Projector } from "../projector.js";
 import { openReadModelDb, type ReadModelDb } from "../read-model-db.js";
 import { artworksProjection } from "./artworks.js";
 
 const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
-let nats: TestNats;
+let bed: TestBed;
 let app: App;
 let c: Clients;
 let dir: string;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  app = await startTestApp(nats);
-  c = clients(app.url);
-  dir = mkdtempSync(join(tmpdir(), "foldline-artworks-"));
+  ({ app, c, dir } = bed = await startTestBed("foldline-artworks-"));
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 /** A projector of the artworks read model on a fresh file of its own, started. */

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
@@ -10,7 +13,7 @@ import { PurchaseService } from "../../gen/foldline/marketplace/v1/purchase_serv
 import { QueryService } from "../../gen/foldline/marketplace/v1/query_service_pb.js";
 import { WalletService } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { testConfig, type TestNats } from "./nats.js";
+import { startTestNats, testConfig, type TestNats } from "./nats.js";
 
 /** The wire protocols a test can speak; both over HTTP/2. */
 export type Protocol = "connect" | "grpc";
@@ -57,4 +60,43 @@ export async function startTestApp(nats: TestNats, env: Record<string, string> =
     },
     log,
   );
+}
+
+/** What most spec files start with: their own nats-server, foldline on it, its clients and a temporary folder. */
+export interface TestBed {
+  readonly nats: TestNats;
+  readonly app: App;
+  readonly c: Clients;
+  /** A temporary folder of the spec's own, for read-model files and workers' data. */
+  readonly dir: string;
+  /** Closes foldline, stops nats-server and removes the folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a test bed: the folder `<tmpdir>/<prefix>XXXXXX` first, then nats-server, then foldline with `env(dir)`
+ * as environment-style overrides (see {@link startTestApp}).
+ */
+export async function startTestBed(prefix: string, env: (dir: string) => Record<string, string> = () => ({})): Promise<TestBed> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const nats = await startTestNats();
+  let app;
+  try {
+    app = await startTestApp(nats, env(dir));
+  } catch (err) {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    nats,
+    app,
+    c: clients(app.url),
+    dir,
+    async close() {
+      await app.close();
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
