@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { CommitSchema } from "../gen/foldline/store/v1/commit_pb.js";
+import { WireCursor } from "./wire-cursor.js";
 
 /** One event as the store carries it: a type name, a schema version and opaque payload bytes. */
 export interface EventRecord {
@@ -148,13 +149,21 @@ export function encodeCommitReflective(body: CommitBody): Uint8Array {
  * Decodes a stored commit. Throws when the bytes are not a Commit message.
  *
  * Returns what protobuf-es's `fromBinary` reads (a unit test holds the two together, on valid and on random
- * bytes): reading is a rebuild's hot path, and the reflective decoder (a message object per commit, event and
- * timestamp, fields found by number) was about a sixth of a rebuild's CPU. So the envelope's three messages are
- * read here by field number with protobuf-es's own wire reader, in the order and with the checks `fromBinary`
- * reads them with: a known field is read as its type says whatever its wire type, an unknown one is skipped,
- * a message field given twice is merged, strings must be UTF-8. Event payloads stay undecoded views of `bytes`.
+ * bytes). Reading is a rebuild's hot path, so the bytes are first read as {@link encodeCommit} lays them out
+ * (fields in order, each once, strings ASCII, numbers short), with no reader object, no tag tuples and no UTF-8
+ * decoder; at the first byte that differs, the commit is read again from the start by {@link decodeCommitGeneral},
+ * which follows every rule of the wire format. Event payloads stay undecoded views of `bytes`.
  */
 export function decodeCommit(bytes: Uint8Array): CommitBody {
+  return decodeCommitAsWritten(bytes) ?? decodeCommitGeneral(bytes);
+}
+
+/**
+ * Decodes any Commit message by field number with protobuf-es's own wire reader, in the order and with the checks
+ * `fromBinary` reads it with: a known field is read as its type says whatever its wire type, an unknown one is
+ * skipped, a message field given twice is merged, strings must be UTF-8.
+ */
+export function decodeCommitGeneral(bytes: Uint8Array): CommitBody {
   const r = new BinaryReader(bytes);
   const events: EventRecord[] = [];
   const m: MutableMetadata = { commandId: "", actor: "", correlationId: "", causationId: "", seconds: 0, nanos: 0, aggregateVersion: 0 };
@@ -179,6 +188,59 @@ export function decodeCommit(bytes: Uint8Array): CommitBody {
       // As protobuf-es's timestampDate computes it.
       recordedAt: new Date(hasMetadata && hasTimestamp ? m.seconds * 1000 + Math.round(m.nanos / 1000000) : 0),
       aggregateVersion: m.aggregateVersion,
+    },
+  };
+}
+
+/**
+ * Reads a commit laid out as {@link encodeCommit} writes it: events (type, schema version, payload), then the
+ * metadata (four strings, the timestamp's seconds and nanos, the version), each field once, in that order,
+ * absent when empty. Strings are ASCII, lengths and the schema version below 2^32, the seconds and the version
+ * below 2^49, the nanos below 2^31: there the wire format has one reading, the one `fromBinary` gives. Returns
+ * undefined at the first byte that departs from this, for the general reader to read the whole commit again.
+ * Exported for its spec, which holds it to reading every commit {@link encodeCommit} writes.
+ */
+export function decodeCommitAsWritten(bytes: Uint8Array): CommitBody | undefined {
+  const c = new WireCursor(bytes);
+  const end = bytes.length;
+  const events: EventRecord[] = [];
+  while (c.next(0x0a, end)) {
+    const eventEnd = c.end(end);
+    if (eventEnd < 0) return undefined;
+    const type = c.next(0x0a, eventEnd) ? c.ascii(eventEnd) : "";
+    const schemaVersion = c.next(0x10, eventEnd) ? c.varint(5, eventEnd) : 0;
+    const payload = c.next(0x1a, eventEnd) ? c.view(eventEnd) : emptyBytes;
+    if (type === undefined || schemaVersion < 0 || schemaVersion > 0xffffffff || payload === undefined || c.pos !== eventEnd) {
+      return undefined;
+    }
+    events.push({ type, schemaVersion, payload });
+  }
+  if (!c.next(0x12, end) || c.end(end) !== end) return undefined;
+  const commandId = c.next(0x0a, end) ? c.ascii(end) : "";
+  const actor = c.next(0x12, end) ? c.ascii(end) : "";
+  const correlationId = c.next(0x1a, end) ? c.ascii(end) : "";
+  const causationId = c.next(0x22, end) ? c.ascii(end) : "";
+  if (commandId === undefined || actor === undefined || correlationId === undefined || causationId === undefined) return undefined;
+  let seconds = 0;
+  let nanos = 0;
+  if (c.next(0x2a, end)) {
+    const timestampEnd = c.end(end);
+    if (timestampEnd < 0) return undefined;
+    if (c.next(0x08, timestampEnd)) seconds = c.varint(7, timestampEnd);
+    if (c.next(0x10, timestampEnd)) nanos = c.varint(5, timestampEnd);
+    if (seconds < 0 || nanos < 0 || nanos > 0x7fffffff || c.pos !== timestampEnd) return undefined;
+  }
+  const aggregateVersion = c.next(0x30, end) ? c.varint(7, end) : 0;
+  if (aggregateVersion < 0 || c.pos !== end) return undefined;
+  return {
+    events,
+    metadata: {
+      commandId,
+      actor,
+      correlationId,
+      causationId,
+      recordedAt: new Date(seconds * 1000 + Math.round(nanos / 1000000)),
+      aggregateVersion,
     },
   };
 }

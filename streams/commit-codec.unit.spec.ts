@@ -1,7 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { CommitSchema } from "../gen/foldline/store/v1/commit_pb.js";
-import { decodeCommit, decodeCommitReflective, encodeCommit, encodeCommitReflective, type CommitBody } from "./commit-codec.js";
+import { decodeCommit, decodeCommitAsWritten, decodeCommitReflective, encodeCommit, encodeCommitReflective, type CommitBody } from "./commit-codec.js";
 
 const body = (over: Partial<CommitBody["metadata"]> = {}, events?: CommitBody["events"]): CommitBody => ({
   events: events ?? [
@@ -48,6 +48,23 @@ describe("commit codec", () => {
   ])("writes the same bytes as protobuf-es for %s", (_, b) => {
     expect(Buffer.from(encodeCommit(b)).equals(Buffer.from(encodeCommitReflective(b)))).toBe(true);
     expect(plain(decodeCommit(encodeCommit(b)))).toEqual(plain(b));
+  });
+
+  it("reads the commits it writes on its fast path, and leaves the rest to the general reader", () => {
+    const random = prng(11);
+    const ascii = (): string => random.text().replace(/[^ -~]/g, "x");
+    for (let i = 0; i < 2_000; i++) {
+      const b = body(
+        { commandId: ascii(), actor: ascii(), correlationId: ascii(), causationId: ascii(), recordedAt: new Date(random.int(2 ** 41)), aggregateVersion: random.int(2 ** 40) },
+        Array.from({ length: random.int(4) }, () => ({ type: ascii(), schemaVersion: [0, 1, 2 ** 32 - 1][random.int(3)] ?? 0, payload: random.bytes(random.int(20)) })),
+      );
+      const fast = decodeCommitAsWritten(encodeCommit(b));
+      expect(fast === undefined ? undefined : plain(fast)).toEqual(plain(b));
+    }
+    // Not ASCII, or a field the writer does not write: the general reader's.
+    expect(decodeCommitAsWritten(encodeCommit(body({ actor: "ädä" })))).toBeUndefined();
+    expect(decodeCommitAsWritten(new Uint8Array([...encodeCommit(body()), 0x38, 0x01]))).toBeUndefined();
+    expect(plain(decodeCommit(encodeCommit(body({ actor: "ädä" }))))).toEqual(body({ actor: "ädä" }));
   });
 
   it("refuses bytes that are not a commit", () => {

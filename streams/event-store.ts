@@ -148,12 +148,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   // The manager's API check is a request of its own; the capability self-test has done it already.
   const jsm: Promise<JetStreamManager> = jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
 
-  const toCommit = (subject: string, seq: number, storedAt: Date, data: Uint8Array): StoredCommit => ({
-    subject,
-    seq,
-    storedAt,
-    ...decodeCommit(data),
-  });
+  const toCommit = (subject: string, seq: number, storedAt: Date, data: Uint8Array): StoredCommit => {
+    const { events, metadata } = decodeCommit(data);
+    return { subject, seq, storedAt, events, metadata };
+  };
 
   // Returns the stored message undecoded: most callers need only its sequence.
   const directGet = async (

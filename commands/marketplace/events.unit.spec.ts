@@ -129,4 +129,14 @@ describe("marketplace event records", () => {
     }
     expect(failures).toBeGreaterThan(1_000);
   });
+
+  it("refuses a tag of field 0 in a wallet event whose message has no field of that kind", () => {
+    const opened = encodeWalletEvent({ type: "WalletOpened", ownerId: "ann" });
+    const deposited = encodeWalletEvent({ type: "FundsDeposited", amountCents: 5n });
+    // Field 0 with the wire type of the int64 a WalletOpened lacks, and of the string a FundsDeposited lacks.
+    for (const bad of [{ ...opened, payload: Uint8Array.from([0x00, 0x01, ...opened.payload]) }, { ...deposited, payload: Uint8Array.from([0x02, 0x00, ...deposited.payload]) }]) {
+      expect(() => decodeWalletEventReflective(bad)).toThrow();
+      expect(() => decodeWalletEvent(bad)).toThrow();
+    }
+  });
 });

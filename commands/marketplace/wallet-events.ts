@@ -13,6 +13,7 @@ import {
 } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import type { WalletEvent as ApiEvent } from "../../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import type { EventRecord } from "../../streams/commit-codec.js";
+import { WireCursor } from "../../streams/wire-cursor.js";
 import { fromEventRecord, toEventRecord } from "./event-records.js";
 import { fromProtoKind, toProtoKind } from "./payout-messages.js";
 
@@ -125,14 +126,37 @@ export function decodeWalletEventReflective(stored: EventRecord): DomainEvent {
 /**
  * Reads a message of a string field `textNo`, an int64 field `intNo` and a second string field `text2No` (0: the
  * message has no such field) as protobuf-es's `fromBinary` does: a known field read as its type says, an unknown
- * one skipped, strings UTF-8.
+ * one skipped, strings UTF-8. Messages as this code writes them (one-byte tags of these fields, ASCII strings,
+ * amounts below 2^49) are read without a reader object; anything else goes through protobuf-es's reader.
  */
-function readStringAndInt64(
-  bytes: Uint8Array,
-  textNo: number,
-  intNo: number,
-  text2No = 0,
-): { text: string; int: bigint; text2: string } {
+function readStringAndInt64(bytes: Uint8Array, textNo: number, intNo: number, text2No = 0): StringAndInt64 {
+  return readAsWritten(bytes, textNo, intNo, text2No) ?? readGeneral(bytes, textNo, intNo, text2No);
+}
+
+interface StringAndInt64 {
+  readonly text: string;
+  readonly int: bigint;
+  readonly text2: string;
+}
+
+function readAsWritten(bytes: Uint8Array, textNo: number, intNo: number, text2No: number): StringAndInt64 | undefined {
+  const c = new WireCursor(bytes);
+  const end = bytes.length;
+  let text: string | undefined = "";
+  let int = 0;
+  let text2: string | undefined = "";
+  while (c.pos < end && text !== undefined && text2 !== undefined && int >= 0) {
+    // Field number 0 stands for "no such field": a tag of field 0 is not a tag at all.
+    if (textNo !== 0 && c.next((textNo << 3) | 2, end)) text = c.ascii(end);
+    else if (intNo !== 0 && c.next(intNo << 3, end)) int = c.varint(7, end);
+    else if (text2No !== 0 && c.next((text2No << 3) | 2, end)) text2 = c.ascii(end);
+    else return undefined;
+  }
+  if (text === undefined || text2 === undefined || int < 0) return undefined;
+  return { text, int: BigInt(int), text2 };
+}
+
+function readGeneral(bytes: Uint8Array, textNo: number, intNo: number, text2No: number): StringAndInt64 {
   const r = new BinaryReader(bytes);
   let text = "";
   let int = 0n;
