@@ -2,11 +2,12 @@
  * The projections suite: how fast read models are rebuilt from the stream, and how fresh they are under load.
  *
  * What is measured
- * - `projections.rebuild`: events per second applied when every SQLite read model (wallets, artworks) is built
- *   from sequence 1 into a fresh file, over a stream of 200 000+ commits (`BENCH_REBUILD_COMMITS`) on 2 000
+ * - `projections.rebuild`: events per second applied when every SQLite read model (wallets, artworks, sales) is
+ *   built from sequence 1 into a fresh file, over a stream of 200 000+ commits (`BENCH_REBUILD_COMMITS`) on 2 000
  *   wallets and 200 artworks. Baseline: the lower of (a) reading the same commits with a raw ordered consumer
  *   and doing nothing with them, and (b) raw SQLite upserts, 500 per transaction, into a table of the same
- *   shape: the two things a rebuild is made of, each alone.
+ *   shape: the two things a rebuild is made of, each alone. The three are measured in turn, in 5 rounds
+ *   (`BENCH_REBUILD_ROUNDS`), and each is reported by its median.
  * - `projections.freshness`: the p99, in ms, from a Deposit acknowledged to a `GetWallet` query (with the
  *   command's position as `min_position`) answering it, while deposits arrive at half the server's unary command
  *   capacity (measured first, in the same run). The load comes paced from the raw HTTP/2 load generator's
@@ -39,10 +40,11 @@ import { loadStreamsConfig } from "../streams/config.js";
 import type { EventRecord } from "../streams/commit-codec.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { runGrpcLoad, type GrpcLoadOptions } from "./grpc-load.js";
-import { envInt, percentile, round, sorted } from "./measure.js";
+import { envInt, median, percentile, round, sorted } from "./measure.js";
 import type { Emit } from "./run.js";
 
 const rebuildCommits = envInt("BENCH_REBUILD_COMMITS", 200_000);
+const rebuildRounds = envInt("BENCH_REBUILD_ROUNDS", 5);
 const freshnessMs = envInt("BENCH_FRESHNESS_MS", 5_000);
 const silent = pino({ level: "silent" });
 
@@ -118,51 +120,48 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
   for await (const commit of store.readAll()) events += commit.events.length;
   log(`stream holds ${head} commits, ${events} events`);
 
-  // Baseline (a): a raw ordered consumer over the same messages.
+  // Rounds of the three measures, one after the other, so that the machine's drift during the run (the server's
+  // caches warming, other load) weighs on each alike; each is reported by its median.
   const js = jetstream(app.streams.nc);
-  const readStart = performance.now();
-  const consumer = await js.consumers.get(app.streams.store === store ? "EVENTS" : "EVENTS", { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 512 });
-  let read = 0;
-  for await (const m of messages) {
-    read++;
-    if (m.seq >= head) break;
+  const readRates: number[] = [];
+  const upsertRates: number[] = [];
+  const rates: number[] = [];
+  const seconds: number[] = [];
+  let readModelCount = 0;
+  let batches: number[] = [];
+  for (let round = 0; round < rebuildRounds; round++) {
+    // Baseline (a): a raw ordered consumer over the same messages, doing nothing with them.
+    const readStart = performance.now();
+    const consumer = await js.consumers.get("EVENTS", { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume({ max_messages: 512 });
+    for await (const m of messages) if (m.seq >= head) break;
+    readRates.push(events / ((performance.now() - readStart) / 1_000));
+    await consumer.delete();
+    // Baseline (b): raw batched upserts of as many rows, 500 per transaction.
+    upsertRates.push(rawUpserts(join(dir, `raw-${round}.sqlite`), events, wallets));
+    // The rebuild: every read model from sequence 1 into a fresh file, by one group of projectors for the read
+    // models of the file, as the app runs them.
+    const db = openReadModelDb(join(dir, `rebuild-${round}.sqlite`));
+    const started = performance.now();
+    const group = createProjectorGroup({ store, db, projections: readModels, log: silent });
+    const { projectors } = group;
+    group.start();
+    const reached = await Promise.all(projectors.map((p) => p.waitFor(head, 600_000)));
+    const took = (performance.now() - started) / 1_000;
+    await group.stop();
+    db.close();
+    if (reached.includes(false)) throw new Error("the rebuild did not finish");
+    // Events of the stream per second turned into every read model.
+    rates.push(events / took);
+    seconds.push(took);
+    readModelCount = projectors.length;
+    batches = projectors.map((p) => p.status().batches);
+    log(`round ${round + 1}: ordered consumer ${readRates[round]?.toFixed(0)} events/s, upserts ${upsertRates[round]?.toFixed(0)} rows/s, rebuild ${rates[round]?.toFixed(0)} events/s (${took.toFixed(2)} s)`);
   }
-  const readSeconds = (performance.now() - readStart) / 1_000;
-  const readRate = events / readSeconds;
-  // Baseline (b): raw batched upserts of as many rows, 500 per transaction.
-  const raw = new Database(join(dir, "raw.sqlite"));
-  raw.pragma("journal_mode = WAL");
-  raw.pragma("synchronous = NORMAL");
-  raw.exec("CREATE TABLE t (id TEXT PRIMARY KEY, owner TEXT NOT NULL, balance INTEGER NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL)");
-  const upsert = raw.prepare(
-    "INSERT INTO t VALUES (?, 'o', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance, version = excluded.version, position = excluded.position",
-  );
-  const batch = raw.transaction((from: number) => {
-    for (let i = from; i < from + 500; i++) upsert.run(`w-${i % wallets}`, 99, i, i);
-  });
-  const upsertStart = performance.now();
-  for (let i = 0; i < events; i += 500) batch(i);
-  const upsertRate = events / ((performance.now() - upsertStart) / 1_000);
-  raw.close();
-  log(`baselines: ordered consumer ${readRate.toFixed(0)} events/s (${read} messages), upserts ${upsertRate.toFixed(0)} rows/s`);
-
-  // The rebuild: every read model from sequence 1 into a fresh file.
-  const db = openReadModelDb(join(dir, "rebuild.sqlite"));
-  const started = performance.now();
-  // As the app runs them: one group of projectors for the read models of the file.
-  const group = createProjectorGroup({ store, db, projections: readModels, log: silent });
-  const { projectors } = group;
-  group.start();
-  const reached = await Promise.all(projectors.map((p) => p.waitFor(head, 600_000)));
-  const seconds = (performance.now() - started) / 1_000;
-  await group.stop();
-  db.close();
-  if (reached.includes(false)) throw new Error("the rebuild did not finish");
-  // Events of the stream per second turned into every read model.
-  const rate = events / seconds;
+  const rate = median(rates);
+  const readRate = median(readRates);
+  const upsertRate = median(upsertRates);
   const baseline = Math.min(readRate, upsertRate);
-  log(`rebuild: ${seconds.toFixed(1)} s for ${projectors.length} read models`);
   emit({
     bench: "projections.rebuild",
     value: round(rate, 1),
@@ -172,13 +171,36 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
     extra: {
       commits: head,
       events,
-      readModels: projectors.length,
-      seconds: round(seconds, 2),
+      readModels: readModelCount,
+      seconds: round(median(seconds), 2),
       orderedConsumerEventsPerSecond: round(readRate, 1),
       sqliteUpsertsPerSecond: round(upsertRate, 1),
-      batches: projectors.map((p) => p.status().batches),
+      rounds: rates.map((r) => round(r, 1)),
+      orderedConsumerRounds: readRates.map((r) => round(r, 1)),
+      batches,
     },
   });
+}
+
+/** Rows per second upserted into a fresh file, 500 per transaction, into a table shaped like `wallets`. */
+function rawUpserts(file: string, rows: number, keys: number): number {
+  const raw = new Database(file);
+  try {
+    raw.pragma("journal_mode = WAL");
+    raw.pragma("synchronous = NORMAL");
+    raw.exec("CREATE TABLE t (id TEXT PRIMARY KEY, owner TEXT NOT NULL, balance INTEGER NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL)");
+    const upsert = raw.prepare(
+      "INSERT INTO t VALUES (?, 'o', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance, version = excluded.version, position = excluded.position",
+    );
+    const batch = raw.transaction((from: number) => {
+      for (let i = from; i < from + 500; i++) upsert.run(`w-${i % keys}`, 99, i, i);
+    });
+    const started = performance.now();
+    for (let i = 0; i < rows; i += 500) batch(i);
+    return rows / ((performance.now() - started) / 1_000);
+  } finally {
+    raw.close();
+  }
 }
 
 async function freshness(app: App, emit: Emit): Promise<void> {
