@@ -163,7 +163,7 @@ export function decodeCommit(bytes: Uint8Array): CommitBody {
  * `fromBinary` reads it with: a known field is read as its type says whatever its wire type, an unknown one is
  * skipped, a message field given twice is merged, strings must be UTF-8.
  */
-export function decodeCommitGeneral(bytes: Uint8Array): CommitBody {
+function decodeCommitGeneral(bytes: Uint8Array): CommitBody {
   const r = new BinaryReader(bytes);
   const events: EventRecord[] = [];
   const m: MutableMetadata = { commandId: "", actor: "", correlationId: "", causationId: "", seconds: 0, nanos: 0, aggregateVersion: 0 };
