@@ -127,7 +127,6 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
   const upsertRates: number[] = [];
   const rates: number[] = [];
   const seconds: number[] = [];
-  let readModelCount = 0;
   let batches: number[] = [];
   for (let round = 0; round < rebuildRounds; round++) {
     // Baseline (a): a raw ordered consumer over the same messages, doing nothing with them.
@@ -154,7 +153,6 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
     // Events of the stream per second turned into every read model.
     rates.push(events / took);
     seconds.push(took);
-    readModelCount = projectors.length;
     batches = projectors.map((p) => p.status().batches);
     log(`round ${round + 1}: ordered consumer ${readRates[round]?.toFixed(0)} events/s, upserts ${upsertRates[round]?.toFixed(0)} rows/s, rebuild ${rates[round]?.toFixed(0)} events/s (${took.toFixed(2)} s)`);
   }
@@ -171,7 +169,7 @@ async function rebuild(app: App, dir: string, emit: Emit): Promise<void> {
     extra: {
       commits: head,
       events,
-      readModels: readModelCount,
+      readModels: readModels.length,
       seconds: round(median(seconds), 2),
       orderedConsumerEventsPerSecond: round(readRate, 1),
       sqliteUpsertsPerSecond: round(upsertRate, 1),

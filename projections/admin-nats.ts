@@ -8,7 +8,7 @@ import type { ProjectionAdmin, ProjectionStatusView, ProjectionTask } from "./pr
  * `<prefix>.rebuild` (`{"projection"}`) and `<prefix>.diff` (`{"projection","maxRowsPerTable"?}`). A reply is
  * `{"result": …}` or `{"error": {"kind", "message"}}`, the kind being that of the projections' errors.
  */
-export const adminSubjectPrefix = "foldline.admin.projections";
+const adminSubjectPrefix = "foldline.admin.projections";
 
 /** Hosts answer in one queue group: a request reaches one of them. */
 const queue = "foldline-projector-hosts";

@@ -59,7 +59,7 @@ export interface TopologyChange {
 }
 
 /** The event stream's configuration as foldline needs it. Fields not named keep the server's defaults. */
-export function eventStreamConfig(settings: EventStreamSettings): Partial<StreamConfig> & { name: string } {
+function eventStreamConfig(settings: EventStreamSettings): Partial<StreamConfig> & { name: string } {
   return {
     name: settings.name,
     subjects: [eventSubjects],

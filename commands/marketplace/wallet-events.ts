@@ -142,17 +142,24 @@ interface StringAndInt64 {
 function readAsWritten(bytes: Uint8Array, textNo: number, intNo: number, text2No: number): StringAndInt64 | undefined {
   const c = new WireCursor(bytes);
   const end = bytes.length;
-  let text: string | undefined = "";
+  let text = "";
   let int = 0;
-  let text2: string | undefined = "";
-  while (c.pos < end && text !== undefined && text2 !== undefined && int >= 0) {
+  let text2 = "";
+  while (c.pos < end) {
     // Field number 0 stands for "no such field": a tag of field 0 is not a tag at all.
-    if (textNo !== 0 && c.next((textNo << 3) | 2, end)) text = c.ascii(end);
-    else if (intNo !== 0 && c.next(intNo << 3, end)) int = c.varint(7, end);
-    else if (text2No !== 0 && c.next((text2No << 3) | 2, end)) text2 = c.ascii(end);
-    else return undefined;
+    if (textNo !== 0 && c.next((textNo << 3) | 2, end)) {
+      const read = c.ascii(end);
+      if (read === undefined) return undefined;
+      text = read;
+    } else if (intNo !== 0 && c.next(intNo << 3, end)) {
+      int = c.varint(7, end);
+      if (int < 0) return undefined;
+    } else if (text2No !== 0 && c.next((text2No << 3) | 2, end)) {
+      const read = c.ascii(end);
+      if (read === undefined) return undefined;
+      text2 = read;
+    } else return undefined;
   }
-  if (text === undefined || text2 === undefined || int < 0) return undefined;
   return { text, int: BigInt(int), text2 };
 }
 

@@ -49,7 +49,7 @@ export function formatAligned({ columns, rows }: SqlTable): string {
  * CSV as RFC 4180 has it: a header record, CRLF after every record, and a field in double quotes (its quotes
  * doubled) when it holds a comma, a quote, CR or LF. NULL is an empty field; a blob is its SQL literal.
  */
-export function formatCsv({ columns, rows }: SqlTable): string {
+function formatCsv({ columns, rows }: SqlTable): string {
   const record = (fields: readonly string[]): string => fields.map(csvField).join(",") + "\r\n";
   return record(columns) + rows.map((row) => record(row.map((value) => (value === null ? "" : scalarText(value))))).join("");
 }
@@ -59,7 +59,7 @@ export function formatCsv({ columns, rows }: SqlTable): string {
  * are numbers when they are safe integers and strings otherwise; reals are numbers (strings when not finite);
  * blobs are base64, as in protobuf's JSON mapping.
  */
-export function formatJson({ columns, rows }: SqlTable): string {
+function formatJson({ columns, rows }: SqlTable): string {
   const keys = uniqueKeys(columns);
   const objects = rows.map((row) => Object.fromEntries(keys.map((key, i) => [key, jsonValue(row[i] ?? null)])));
   return JSON.stringify(objects, null, 2) + "\n";

@@ -104,7 +104,7 @@ export interface Tally {
 }
 
 /** An empty tally. */
-export const newTally = (): Tally => ({ position: 0, accepted: 0, refused: 0 });
+const newTally = (): Tally => ({ position: 0, accepted: 0, refused: 0 });
 
 const artists = ["ada", "bo", "cy"] as const;
 const collectors = ["dee", "eli", "fay", "gus"] as const;
