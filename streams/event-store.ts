@@ -13,6 +13,7 @@ import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } fro
 import { ConcurrencyError, InvalidAppendError, UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
 import { createJsPublisher, type JsPublisher } from "./js-publisher.js";
+import { followMessages, type ConsumerRead, type ReadRestart } from "./ordered-read.js";
 import { eventSubjects } from "./topology.js";
 
 /** Options of {@link EventStore.append}. */
@@ -58,6 +59,10 @@ export interface FollowOptions {
   readonly subjectFilter?: string;
   /** Ends the read, at once even while it waits. */
   readonly signal?: AbortSignal;
+  /** Called once the read's first consumer is created: from then on the read no longer fails. */
+  readonly onOpen?: () => void;
+  /** Called each time the read starts again on a new consumer (after a reconnect, a stall), for the log. */
+  readonly onRestart?: (restart: ReadRestart) => void;
 }
 
 /** Options of {@link EventStore.readAll}. */
@@ -91,9 +96,13 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): AsyncGenerator<StoredCommit>;
   /**
    * Every commit from `fromSeq` (default 1) on, in stream order, without end: once caught up it waits for new
-   * commits. Flow-controlled like {@link EventStore.readAll}. It survives NATS outages (the ordered consumer
-   * is recreated from the last commit it delivered) and ends when `signal` aborts (at once, even while waiting)
-   * or the caller stops iterating; a consumer that cannot be created throws UnavailableError.
+   * commits. Flow-controlled like {@link EventStore.readAll}. It ends when `signal` aborts (at once, even while
+   * waiting) or the caller stops iterating; a first consumer that cannot be created throws UnavailableError.
+   *
+   * It stays live through NATS outages and server restarts: after every reconnect, and whenever the caller has
+   * waited about two seconds for a commit that the stream holds, the read starts again on a new ordered consumer
+   * from the commit after the last one delivered (retrying its creation until NATS answers), so that no commit
+   * is delivered twice or skipped. See `followMessages`.
    */
   follow(options?: FollowOptions): AsyncGenerator<StoredCommit>;
   /**
@@ -131,6 +140,11 @@ export interface EventStoreOptions {
   readonly directReadLimit?: number;
   /** Publishes commits; by default one of the store's own on `nc`. */
   readonly publisher?: JsPublisher;
+  /**
+   * How long a follower may wait for a commit before the stream is asked whether one is due; two such waits
+   * with a commit due start the read again (default 1 000 ms).
+   */
+  readonly stallCheckMs?: number;
 }
 
 const validSubject = /^ev(\.[^.*>\s]+)+$/;
@@ -147,6 +161,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   const publisher = options.publisher ?? createJsPublisher(nc, timeoutMs);
   // The manager's API check is a request of its own; the capability self-test has done it already.
   const jsm: Promise<JetStreamManager> = jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
+  const reconnects = watchReconnects(nc);
 
   const toCommit = (subject: string, seq: number, storedAt: Date, data: Uint8Array): StoredCommit => {
     const { events, metadata } = decodeCommit(data);
@@ -177,6 +192,27 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
   };
+  /** The messages of `filter` from `fromSeq` on, live whatever the consumer does; see {@link followMessages}. */
+  const followFrom = (fromSeq: number, filter: string, ahead: number, signal: AbortSignal, read: FollowOptions) =>
+    followMessages({
+      fromSeq,
+      open: async (from): Promise<ConsumerRead> => {
+        const { consumer, messages } = await orderedRead(from, filter, ahead);
+        return {
+          messages,
+          close() {
+            messages.stop();
+            void consumer.delete().catch(() => undefined);
+          },
+        };
+      },
+      holdsFrom: async (seq) => (await directGet({ seq, next_by_subj: filter })) !== undefined,
+      onReconnect: reconnects.add,
+      signal,
+      ...(options.stallCheckMs === undefined ? {} : { stallCheckMs: options.stallCheckMs }),
+      ...(read.onOpen === undefined ? {} : { onOpen: read.onOpen }),
+      ...(read.onRestart === undefined ? {} : { onRestart: read.onRestart }),
+    });
   const fromMessage = (m: JsMsg): StoredCommit =>
     toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
 
@@ -219,38 +255,30 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
   async function* follow(read: FollowOptions = {}): AsyncGenerator<StoredCommit> {
     if (read.signal?.aborted === true) return;
-    const { consumer, messages } = await orderedRead(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects);
-    const stop = (): void => {
-      messages.stop();
-    };
-    read.signal?.addEventListener("abort", stop, { once: true });
-    // Aborted while the consumer was being created: the listener came too late to hear it.
-    if (isAborted(read.signal)) stop();
+    const ctl = linkedAbort(read.signal);
     try {
-      for await (const m of messages) yield fromMessage(m);
+      const from = Math.max(1, read.fromSeq ?? 1);
+      for await (const m of followFrom(from, read.subjectFilter ?? eventSubjects, readBatch, ctl.signal, read)) {
+        yield fromMessage(m);
+      }
     } finally {
-      read.signal?.removeEventListener("abort", stop);
-      messages.stop();
-      void consumer.delete().catch(() => undefined);
+      ctl.abort();
     }
   }
 
   async function* followBatches(read: FollowOptions & { readonly maxBatch?: number } = {}): AsyncGenerator<StoredCommit[]> {
     if (read.signal?.aborted === true) return;
     const maxBatch = Math.max(1, read.maxBatch ?? 500);
+    const ctl = linkedAbort(read.signal);
     // Four batches ahead: the server's pulls come four times less often than with one, and the next batch is
     // here when the reader has applied one (measured: about a tenth faster rebuilds than `readBatch` ahead).
-    const { consumer, messages } = await orderedRead(
+    const messages = followFrom(
       Math.max(1, read.fromSeq ?? 1),
       read.subjectFilter ?? eventSubjects,
       Math.max(readBatch, 4 * maxBatch),
+      ctl.signal,
+      read,
     );
-    const stop = (): void => {
-      messages.stop();
-    };
-    read.signal?.addEventListener("abort", stop, { once: true });
-    // Aborted while the consumer was being created.
-    if (isAborted(read.signal)) stop();
     // A pump moves delivered commits into `queue`; the reader takes them once a batch is full or, when the last
     // commit was the stream's last (caught up), once the turn of the event loop in which it arrived is over
     // (commits already delivered come through microtasks, so by then they are all there). Catching up, batches
@@ -325,12 +353,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
         }
       }
     } finally {
-      read.signal?.removeEventListener("abort", stop);
       closed = true;
-      messages.stop();
+      ctl.abort();
       taken?.();
       await pump;
-      void consumer.delete().catch(() => undefined);
     }
   }
 
@@ -420,9 +446,41 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   };
 }
 
-/** Whether `signal` has aborted; a call, so that an earlier check does not narrow it for TypeScript. */
-function isAborted(signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true;
+/** An abort controller that also aborts when `signal` does. */
+function linkedAbort(signal: AbortSignal | undefined): AbortController {
+  const ctl = new AbortController();
+  if (signal?.aborted === true) ctl.abort();
+  else signal?.addEventListener("abort", () => {
+    ctl.abort();
+  }, { once: true, signal: ctl.signal });
+  return ctl;
+}
+
+/**
+ * The listeners to tell when `nc` is re-established after a disconnect: one watch of the connection's status for
+ * all the reads of a store, started on the first listener, ending with the connection.
+ */
+function watchReconnects(nc: NatsConnection): { readonly add: (listener: () => void) => () => void } {
+  const listeners = new Set<() => void>();
+  let watching = false;
+  const watch = async (): Promise<void> => {
+    for await (const status of nc.status()) {
+      if (status.type !== "reconnect") continue;
+      for (const listener of [...listeners]) listener();
+    }
+  };
+  return {
+    add(listener) {
+      listeners.add(listener);
+      if (!watching) {
+        watching = true;
+        void watch();
+      }
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
 }
 
 /** Resolves as `promise` does, or rejects with an UnavailableError after `ms`. */
