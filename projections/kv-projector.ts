@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import { createLeaderLoop } from "./leader-loop.js";
 import type { Lease } from "./lease.js";
+import { createHeadWatch, createStallMeter } from "./progress.js";
 
 /** An entry a KV projection writes: a value to put, or null to delete the key. */
 export interface KvWrite {
@@ -24,8 +25,15 @@ export interface KvProjection {
 /** What a KV projector is doing. */
 export interface KvProjectorStatus {
   readonly projection: string;
-  readonly state: "standby" | "running" | "stopped" | "failed";
+  /**
+   * `standby` while another process holds its lease; `running`; `stalled` when it is behind the stream's head
+   * with nothing written for `stallAfterMs`; `retrying` after a failure (NATS away), until it reads the stream
+   * again from its checkpoint; `stopped`.
+   */
+  readonly state: "standby" | "running" | "stalled" | "retrying" | "stopped";
   readonly position: number;
+  /** The stream's head as last read while running (0 before). */
+  readonly head: number;
   readonly error?: string;
 }
 
@@ -45,6 +53,8 @@ export interface KvProjectorOptions {
   /** One writer at a time: a writer far behind another would put older values over newer ones. */
   readonly lease: Lease;
   readonly log: Logger;
+  /** Behind the head with nothing written for this long, it shows `stalled` (default 5 000 ms). */
+  readonly stallAfterMs?: number;
 }
 
 /**
@@ -57,7 +67,12 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
   const { store, kv, projection, lease, log } = options;
   const checkpointKey = `checkpoint.${projection.name}`;
   let position = 0;
-  let error: string | undefined;
+  // The failure it is retrying after, until it reads the stream again.
+  let failure: string | undefined;
+  const progress = createStallMeter(options.stallAfterMs ?? 5_000);
+  const heads = createHeadWatch(store, log, `kv:${projection.name}`, (head) => {
+    progress.sawHead(head, position);
+  });
 
   const readCheckpoint = async (): Promise<number> => {
     const entry = await kv.get(checkpointKey);
@@ -74,6 +89,7 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
     if (last === undefined) return;
     await kv.put(checkpointKey, new TextEncoder().encode(JSON.stringify({ position: last.seq })));
     position = last.seq;
+    progress.advanced();
   };
 
   /** Projects until the lease is lost or the projector stops. */
@@ -81,7 +97,16 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
     position = await readCheckpoint();
     let batch: StoredCommit[] = [];
     let flushAt: Promise<"turn"> | undefined;
-    const commits = store.follow({ fromSeq: position + 1, signal });
+    const commits = store.follow({
+      fromSeq: position + 1,
+      signal,
+      onOpen: () => {
+        failure = undefined;
+      },
+      onRestart: (r) => {
+        log.info({ projection: projection.name, reason: r.reason, fromSeq: r.fromSeq, err: r.error }, "the KV projector's read started again");
+      },
+    });
     let next = commits.next();
     for (;;) {
       const got =
@@ -114,8 +139,16 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
     log,
     name: `KV projection ${projection.name}`,
     work: async (signal) => {
-      await project(signal);
-      error = undefined;
+      progress.advanced();
+      heads.start();
+      try {
+        await project(signal);
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+        throw err;
+      } finally {
+        heads.stop();
+      }
     },
   });
   return {
@@ -124,8 +157,13 @@ export function createKvProjector(options: KvProjectorOptions): KvProjector {
     },
     stop: () => loop.stop(),
     status: () => {
-      const e = error ?? loop.error();
-      return { projection: projection.name, state: loop.state(), position, ...(e === undefined ? {} : { error: e }) };
+      const head = heads.head();
+      const base = { projection: projection.name, position, head };
+      const state = loop.state();
+      if (state !== "running") return { ...base, state };
+      if (failure !== undefined) return { ...base, state: "retrying", error: failure };
+      const stalled = progress.stalled(head, position);
+      return stalled === undefined ? { ...base, state } : { ...base, state: "stalled", error: stalled };
     },
   };
 }

@@ -32,7 +32,7 @@ export interface ProjectionStatusView {
    * A projector's own state, `rebuilding` while a rebuild of its read model is under way (the live read model
    * keeps answering), or for a KV projector `standby` while another process holds its lease.
    */
-  readonly state: "running" | "rebuilding" | "stopped" | "stopped-on-poison" | "failed" | "standby";
+  readonly state: "running" | "stalled" | "retrying" | "rebuilding" | "stopped" | "stopped-on-poison" | "failed" | "standby";
   readonly position: number;
   readonly head: number;
   readonly lag: number;

@@ -211,22 +211,50 @@ describe("projector, given a commit its projection cannot apply", () => {
     db.close();
   });
 
-  it("never parks a commit for a failing database: it fails at its checkpoint, even with onPoison 'skip'", async () => {
+  it("never parks a commit for a failing database: it retries at its checkpoint, even with onPoison 'skip'", async () => {
     const wallets = await openWallets(c, 2, "full");
     await walletTraffic(c, wallets, 20);
     const poison = await deposit(wallets[0] ?? "", 5n);
     const last = await walletTraffic(c, wallets, 20);
     const db = openReadModelDb(join(dir, "full.sqlite"));
     const diskFull = walletsFailingAt(poison, "skip", () => new Database.SqliteError("database or disk is full", "SQLITE_FULL"));
-    const projector = createProjector({ store: app.streams.store, db, projection: diskFull, log, maxAttempts: 2 });
+    const projector = createProjector({ store: app.streams.store, db, projection: diskFull, log, maxAttempts: 2, maxRetryDelayMs: 50 });
     projector.start();
-    await until("the projector stops", () => projector.status().state !== "running");
+    await until("the projector retries", () => projector.status().state === "retrying");
+    // It keeps trying the same commit, never moving past it.
+    await until("several more attempts", () => diskFull.calls() >= 6);
     const status = projector.status();
-    expect(status).toMatchObject({ state: "failed", parked: 0 });
+    expect(status).toMatchObject({ state: "retrying", parked: 0 });
     expect(status.position).toBeLessThan(poison);
     expect(status.error).toMatch(/disk is full/);
     expect(listParked(db, "wallets")).toEqual([]);
     expect(await projector.waitFor(last, 100)).toBe(false);
+    await projector.stop();
+    expect(projector.status().state).toBe("stopped");
+    db.close();
+  });
+
+  it("retries at its checkpoint while the database is full and resumes by itself once it has room", async () => {
+    const db = openReadModelDb(join(dir, "room.sqlite"));
+    const projector = createProjector({ store: app.streams.store, db, projection: walletsProjection, log, maxAttempts: 2, maxRetryDelayMs: 200 });
+    projector.start();
+    const before = await deposit((await openWallets(c, 1, "room"))[0] ?? "", 5n);
+    expect(await projector.waitFor(before, 10_000)).toBe(true);
+    // SQLite's own limit on the file's size: from now on a write that needs a new page fails with SQLITE_FULL.
+    db.pragma(`max_page_count = ${String(db.pragma("page_count", { simple: true }))}`);
+    const wallets = await openWallets(c, 200, "room");
+    const last = await walletTraffic(c, wallets, 200);
+    await until("the projector retries", () => projector.status().state === "retrying");
+    const stuck = projector.status();
+    expect(stuck.error).toMatch(/full/);
+    expect(stuck.position).toBeLessThan(last);
+    expect(stuck.parked).toBe(0);
+    // Room again: it resumes without a restart and applies every commit exactly once.
+    db.pragma("max_page_count = 1073741823");
+    expect(await projector.waitFor(last, 5_000)).toBe(true);
+    expect(projector.status()).toMatchObject({ state: "running", parked: 0 });
+    const inStream = new Map((await walletsFromStream(app.streams.store)).map((w) => [w.wallet_id, w]));
+    for (const row of walletsFromReadModel(db)) expect(row).toEqual(inStream.get(row.wallet_id));
     await projector.stop();
     db.close();
   });
@@ -266,6 +294,45 @@ describe("projector status", () => {
     db.close();
   });
 });
+
+describe("a projector whose read stops delivering", () => {
+  it("shows stalled while it is behind the head with nothing applied, and running again once commits flow", async () => {
+    const wallets = await openWallets(c, 2, "stall");
+    const db = openReadModelDb(join(dir, "stall.sqlite"));
+    let delivering = false;
+    const store = heldBack(app.streams.store, () => delivering);
+    const projector = createProjector({ store, db, projection: walletsProjection, log, stallAfterMs: 500 });
+    projector.start();
+    const last = await walletTraffic(c, wallets, 20);
+    await until("it shows stalled", () => projector.status().state === "stalled", 10_000);
+    const stalled = projector.status();
+    expect(stalled.lag).toBeGreaterThan(0);
+    expect(stalled.error).toMatch(/no commit applied for \d+ s while \d+ behind/);
+    delivering = true;
+    expect(await projector.waitFor(last, 5_000)).toBe(true);
+    await until("the status shows the head", () => projector.status().head >= last);
+    expect(projector.status()).toMatchObject({ state: "running", lag: 0 });
+    expect(projector.status().error).toBeUndefined();
+    await projector.stop();
+    db.close();
+  });
+});
+
+/** `store`, whose batches are held back while `delivering()` is false, as a consumer that stopped delivering. */
+function heldBack(store: EventStore, delivering: () => boolean): EventStore {
+  return {
+    ...store,
+    async *followBatches(options = {}) {
+      for await (const batch of store.followBatches(options)) {
+        while (!delivering()) {
+          if (options.signal?.aborted === true) return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        yield batch;
+      }
+    },
+  };
+}
 
 /** Deposits `amountCents` to `walletId`; returns the commit's position. */
 async function deposit(walletId: string, amountCents: bigint): Promise<number> {

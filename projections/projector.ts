@@ -1,7 +1,9 @@
 import Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
+import type { ReadRestart } from "../streams/ordered-read.js";
 import { createParking } from "./parked.js";
+import { createHeadWatch, createStallMeter } from "./progress.js";
 import { createPositionWaiters } from "./position-waiters.js";
 import type { ReadModelDb } from "./read-model-db.js";
 
@@ -39,11 +41,17 @@ export interface Projection {
 export interface ProjectorStatus {
   readonly projection: string;
   /**
-   * `failed`: it gave up on something other than a commit (another projector moved the checkpoint, the database
-   * kept failing, the stream could not be read). `stopped-on-poison`: it parked a commit it cannot apply and
-   * waits in front of it (policy `"stop"`).
+   * - `running`: following the stream, and caught up or applying commits.
+   * - `stalled`: running, but behind the stream's head (as last read) with no commit applied for `stallAfterMs`:
+   *   the stream is not delivering (NATS away or not answering) or a batch takes that long.
+   * - `retrying`: the database or the stream keeps failing for a reason that is no commit's fault (a full disk,
+   *   I/O errors, a busy database, NATS away); it retries with backoff and goes on by itself once that passes.
+   *   `error` says what fails.
+   * - `failed`: it gave up for good: another projector moved the checkpoint (two writers of one read model).
+   * - `stopped-on-poison`: it parked a commit it cannot apply and waits in front of it (policy `"stop"`).
+   * - `stopped`: not started, stopped, or at its `until`.
    */
-  readonly state: "stopped" | "running" | "failed" | "stopped-on-poison";
+  readonly state: "stopped" | "running" | "stalled" | "retrying" | "failed" | "stopped-on-poison";
   /** The stream sequence of the last commit applied or skipped: the read model reflects the stream up to here. */
   readonly position: number;
   /**
@@ -64,7 +72,7 @@ export interface ProjectorStatus {
   readonly batches: number;
   /** Commits of this projection in `parked_commits`: not reflected in the read model. */
   readonly parked: number;
-  /** Why it failed or stopped on a poison commit, when it did. */
+  /** Why it failed, stalls, retries or stopped on a poison commit, when it does. */
   readonly error?: string;
 }
 
@@ -92,9 +100,14 @@ export interface ProjectorOptions {
   readonly batchSize?: number;
   /**
    * Attempts of a failing transaction (default 5): of a batch before its commits are applied one at a time, and
-   * of a single commit before it is parked or, when the database itself fails, before the projector fails.
+   * of a single commit before it is parked. When the database itself fails, attempts go on without limit after
+   * these, and the projector shows `retrying`.
    */
   readonly maxAttempts?: number;
+  /** Longest pause between two attempts (default 2 000 ms): how soon a projector resumes once its trouble passes. */
+  readonly maxRetryDelayMs?: number;
+  /** Behind the head with no commit applied for this long, a running projector shows `stalled` (default 5 000 ms). */
+  readonly stallAfterMs?: number;
   /**
    * The last stream sequence to apply: the projector applies the commits up to it and no further, then stops by
    * itself (state `stopped`, position `until`, or the last commit before it when that sequence holds no commit of
@@ -112,9 +125,11 @@ export interface ProjectorOptions {
  *
  * A batch that throws is rolled back and retried with backoff. After `maxAttempts` its commits are applied one
  * per transaction up to the one that fails; that one is retried alone, `maxAttempts` times, then parked as the
- * projection's {@link PoisonPolicy} says. Errors that are not the commit's fault are never parked: the projector
- * stops in state `failed` at its last checkpoint, with the error in its status and in the log, when another
- * projector moved the checkpoint (at once) or SQLite keeps failing for the environment (busy, I/O, disk full…).
+ * projection's {@link PoisonPolicy} says. Errors that are not the commit's fault are never parked. When SQLite
+ * fails for the environment (busy, I/O, disk full…) the batch is retried without limit, with backoff up to
+ * `maxRetryDelayMs`, in state `retrying` at the last checkpoint, and the projector goes on by itself once the
+ * database works again; a read of the stream that fails is started again the same way. When another projector
+ * moved the checkpoint it stops at once in state `failed`, with the error in its status and in the log.
  *
  * It is a {@link createProjectorGroup} of one projection.
  */
@@ -160,43 +175,16 @@ export interface ProjectorGroup {
 export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorGroup {
   const { store, db, log } = options;
   const batchSize = options.batchSize ?? 500;
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? 2_000;
   const until = options.until ?? Number.POSITIVE_INFINITY;
   const names = options.projections.map((p) => p.name);
   if (new Set(names).size !== names.length) throw new Error(`projection names must be unique in a group: ${names.join(", ")}`);
   const label = names.join(",");
 
-  // The stream's head, for `lag`: one request a second at most, whoever asks.
-  let head = 0;
-  let headReadAt = -Infinity;
-  let headReading = false;
-  let headFailing = false;
-  let headTimer: NodeJS.Timeout | undefined;
-  const refreshHead = (): void => {
-    const now = Date.now();
-    if (headReading || now - headReadAt < 1000) return;
-    headReadAt = now;
-    headReading = true;
-    store.head().then(
-      (h) => {
-        head = Math.max(head, h);
-        if (headFailing) log.info({ projections: label, head }, "the stream's head can be read again");
-        headFailing = false;
-      },
-      (err: unknown) => {
-        // Once per outage, not once a second; the status keeps the last head it knew.
-        if (!headFailing && running !== undefined) {
-          log.warn({ err, projections: label }, "the stream's head cannot be read; lag is stale");
-        }
-        headFailing = true;
-      },
-    ).finally(() => {
-      headReading = false;
-    });
-  };
-  const tickHead = (): void => {
-    refreshHead();
-    headTimer = setTimeout(tickHead, Math.max(1, headReadAt + 1000 - Date.now())).unref();
-  };
+  // The stream's head, for `lag` and stalls: one request a second at most, whoever asks.
+  const heads = createHeadWatch(store, log, label, (head) => {
+    for (const m of members) m.sawHead(head);
+  });
 
   // The read under way; the projections it is for, each given every commit after its checkpoint; the last
   // sequence handed to them; and whether the read must start again further back.
@@ -211,15 +199,17 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
   let draining = false;
 
   const group: GroupHooks = {
-    head: () => head,
-    refreshHead,
+    head: () => heads.head(),
+    refreshHead: () => {
+      heads.refresh();
+    },
     started(member) {
       inRead.delete(member);
       if (running === undefined) {
         startRun();
         return;
       }
-      refreshHead();
+      heads.refresh();
       // The read under way has handed out commits after this projection's checkpoint: it starts again from there.
       if (member.position() >= delivered) inRead.add(member);
       else {
@@ -300,7 +290,13 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
     }
     // A batch is what has arrived, up to `batchSize`. What arrives after a stop is still applied, so that the
     // checkpoints are as far as they can be.
-    for await (const batch of store.followBatches({ fromSeq, signal: ctl.signal, maxBatch: batchSize })) {
+    const onRestart = (r: ReadRestart): void => {
+      log.info({ projections: label, reason: r.reason, fromSeq: r.fromSeq, err: r.error }, "the read of the stream started again");
+    };
+    const onOpen = (): void => {
+      for (const m of members) m.readFailed(undefined);
+    };
+    for await (const batch of store.followBatches({ fromSeq, signal: ctl.signal, maxBatch: batchSize, onOpen, onRestart })) {
       const last = batch[batch.length - 1]?.seq ?? 0;
       const commits = last > until ? batch.filter((c) => c.seq <= until) : batch;
       draining = ctl.signal.aborted && !restart;
@@ -319,9 +315,13 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
     }
   };
 
-  /** Reads from the lowest checkpoint of the projections that run, again from further back when one asks. */
+  /**
+   * Reads from the lowest checkpoint of the projections that run, again from further back when one asks. A read
+   * that fails (NATS away when its consumer is created) is started again with backoff, the projections showing
+   * `retrying` meanwhile.
+   */
   const run = async (): Promise<void> => {
-    for (;;) {
+    for (let failures = 0; ; ) {
       const wanted = members.filter((m) => m.wanted());
       if (wanted.length === 0) return;
       inRead.clear();
@@ -329,13 +329,21 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
       delivered = Math.min(...wanted.map((m) => m.position()));
       restart = false;
       const ctl = (read = new AbortController());
-      await follow(ctl, delivered + 1);
+      try {
+        await follow(ctl, delivered + 1);
+        if (failures > 0) log.info({ projections: label }, "the stream can be read again");
+        failures = 0;
+      } catch (err) {
+        if (failures === 0) log.error({ err, projections: label }, "the stream cannot be read; trying again");
+        failures++;
+        for (const m of wanted) m.readFailed(err);
+        await waitOrAbort(retryDelay(failures, maxRetryDelayMs), ctl.signal);
+      }
     }
   };
 
   const startRun = (): void => {
-    clearTimeout(headTimer);
-    tickHead();
+    heads.start();
     const thisRun: Promise<void> = run().catch((err: unknown) => {
       log.error({ err, projections: label }, "projection stopped: the stream could not be read");
       for (const m of members) m.failed(err);
@@ -343,7 +351,7 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
       if (running !== thisRun) return;
       running = undefined;
       read = undefined;
-      clearTimeout(headTimer);
+      heads.stop();
       // A projector started while the read was ending.
       if (members.some((m) => m.wanted())) startRun();
     });
@@ -388,6 +396,10 @@ interface Member {
   flush(commits: readonly StoredCommit[]): Promise<boolean>;
   /** The read failed with `err`: a running projector fails. */
   failed(err: unknown): void;
+  /** The read failed with `err` and starts again after a pause (undefined: it reads again). */
+  readFailed(err: unknown): void;
+  /** The stream's head as just read: a projector at or past it is caught up. */
+  sawHead(head: number): void;
   /** The group's `until` is reached: a running projector stops. */
   finished(): void;
 }
@@ -395,6 +407,7 @@ interface Member {
 function createMember(projection: Projection, options: ProjectorGroupOptions, group: GroupHooks): Member {
   const { db, log } = options;
   const maxAttempts = options.maxAttempts ?? 5;
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? 2_000;
   const skipPoison = projection.onPoison === "skip";
   projection.migrate(db);
   const apply = projection.prepare(db);
@@ -442,6 +455,10 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
   // Parked rows after the checkpoint (left by policy "stop"): while there are any, batches clear what they apply.
   let parkedAhead = 0;
   let abort = new AbortController();
+  // What it retries while the database fails (set after `maxAttempts`), or while the read fails.
+  let retrying: string | undefined;
+  let readFailure: string | undefined;
+  const progress = createStallMeter(options.stallAfterMs ?? 5_000);
   const waiters = createPositionWaiters(() => position);
   const rate = createRate();
 
@@ -459,6 +476,7 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
     batches++;
     rate.add(count);
     position = last.seq;
+    progress.advanced();
     if (cleared > 0) {
       parkedAhead -= cleared;
       parked = parking.count();
@@ -494,16 +512,31 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
     for (let n = 1; ; n++) {
       try {
         applied(commits, applyBatch(commits, position));
+        if (retrying !== undefined) {
+          log.info({ projection: projection.name, from: first, to: last, attempts: n }, "the database works again; projection resumed");
+          retrying = undefined;
+        }
         return "applied";
       } catch (err) {
-        if (err instanceof CheckpointMoved || n >= maxAttempts) return { err, attempts: n };
+        if (err instanceof CheckpointMoved) return { err, attempts: n };
+        // The database's fault, not the commits': past `maxAttempts` it is retried until it passes.
+        const environmental = !isCommitsFault(err);
+        if (n >= maxAttempts && !environmental) return { err, attempts: n };
         // Stopping: the checkpoint is where it was; the next start tries again, backoff and all.
         if (stopping()) {
           log.warn({ err, projection: projection.name, from: first, to: last }, "projection batch failed while stopping");
           return "stopping";
         }
-        log.warn({ err, projection: projection.name, attempt: n, from: first, to: last }, "projection batch failed; retrying");
-        await pause(50 * 2 ** n);
+        if (n < maxAttempts) {
+          log.warn({ err, projection: projection.name, attempt: n, from: first, to: last }, "projection batch failed; retrying");
+        } else if (retrying === undefined) {
+          log.error(
+            { err, projection: projection.name, attempt: n, from: first, to: last },
+            "the database keeps failing; retrying at the checkpoint until it works again",
+          );
+        }
+        if (n >= maxAttempts) retrying = `${describe(err)} (commits ${first}..${last}; ${n} attempts)`;
+        await pause(retryDelay(n, maxRetryDelayMs));
         if (stopping()) return "stopping";
       }
     }
@@ -572,6 +605,9 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
       if (state === "running") return;
       state = "running";
       error = undefined;
+      retrying = undefined;
+      readFailure = undefined;
+      progress.advanced();
       abort = new AbortController();
       parked = parking.count();
       parkedAhead = parking.countAfter(position);
@@ -587,9 +623,10 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
 
     status: () => {
       const head = group.head();
+      const now = statusOf(head);
       return {
         projection: projection.name,
-        state,
+        state: now.state,
         position,
         head,
         lag: Math.max(0, head - position),
@@ -597,11 +634,20 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
         commitsApplied,
         batches,
         parked,
-        ...(error === undefined ? {} : { error }),
+        ...(now.error === undefined ? {} : { error: now.error }),
       };
     },
 
     waitFor: (target, timeoutMs) => waiters.waitFor(target, timeoutMs),
+  };
+
+  /** The state operators see: a running projector retrying or stalled says so. */
+  const statusOf = (head: number): { state: ProjectorStatus["state"]; error: string | undefined } => {
+    if (state !== "running") return { state, error };
+    if (retrying !== undefined) return { state: "retrying", error: retrying };
+    if (readFailure !== undefined) return { state: "retrying", error: `the stream cannot be read: ${readFailure}` };
+    const stalled = progress.stalled(head, position);
+    return stalled === undefined ? { state, error: undefined } : { state: "stalled", error: stalled };
   };
 
   const member: Member = {
@@ -617,6 +663,12 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
       if (state !== "running") return;
       state = "failed";
       error = describe(err);
+    },
+    readFailed(err) {
+      readFailure = err === undefined ? undefined : describe(err);
+    },
+    sawHead(head) {
+      progress.sawHead(head, position);
     },
     finished() {
       if (state === "running") state = "stopped";
@@ -659,6 +711,24 @@ function isCommitsFault(err: unknown): boolean {
   if (!(err instanceof Database.SqliteError)) return true;
   // Extended codes (SQLITE_IOERR_WRITE, SQLITE_BUSY_SNAPSHOT…) start with their primary code.
   return !environmentalCodes.has(/^SQLITE_[A-Z]+/.exec(err.code)?.[0] ?? "");
+}
+
+/** The pause before attempt `n + 1`: 100 ms doubling, at most `maxMs`. */
+function retryDelay(n: number, maxMs: number): number {
+  return Math.min(maxMs, 50 * 2 ** Math.min(n, 20));
+}
+
+/** Waits `ms`, or less when `signal` aborts meanwhile. */
+function waitOrAbort(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function describe(err: unknown): string {

@@ -2,7 +2,7 @@ import { rmSync } from "node:fs";
 import type { Logger } from "pino";
 import type { EventStore } from "../streams/event-store.js";
 import { RebuildFailed } from "./errors.js";
-import { createProjector, type Projection, type Projector } from "./projector.js";
+import { createProjector, type Projection, type Projector, type ProjectorStatus } from "./projector.js";
 import { openReadModelDb, type ReadModelDb } from "./read-model-db.js";
 
 /** The live side of a rebuild or diff: the read-model file and how to pause and resume its projector. */
@@ -198,7 +198,7 @@ async function withScratch<T>(options: RebuildOptions, work: (scratch: Scratch) 
       throwIfCancelled(options.signal, projection.name);
       const status = scratch.projector.status();
       progress.position = status.position;
-      if (status.state !== "running") throw projectorStopped("scratch", projection.name, status.state, status.error);
+      if (!following(status.state)) throw projectorStopped("scratch", projection.name, status.state, status.error);
       const head = await store.head();
       if (head - status.position <= closeEnough) break;
       await scratch.projector.waitFor(head - closeEnough, 250);
@@ -240,7 +240,7 @@ async function pauseLiveAndAlign(
         throwIfCancelled(options.signal, projection.name);
         const status = projector.status();
         if (status.position >= target || status.state === "stopped") return status.position;
-        if (status.state !== "running") throw projectorStopped(which, projection.name, status.state, status.error);
+        if (!following(status.state)) throw projectorStopped(which, projection.name, status.state, status.error);
         await projector.waitFor(target, 250);
       }
     } finally {
@@ -404,6 +404,11 @@ function removeDbFiles(file: string): void {
 
 function throwIfCancelled(signal: AbortSignal | undefined, projection: string): void {
   if (signal?.aborted === true) throw new RebuildFailed(`rebuild of ${projection} cancelled: ${describe(signal.reason)}`);
+}
+
+/** A rebuild waits for a projector that follows the stream, even stalled; one that retries a failing database fails it. */
+function following(state: ProjectorStatus["state"]): boolean {
+  return state === "running" || state === "stalled";
 }
 
 function projectorStopped(which: string, projection: string, state: string, error: string | undefined): RebuildFailed {
