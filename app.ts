@@ -28,8 +28,10 @@ import { createLease, leaseOwner } from "./projections/lease.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
 import type { StreamsConfig } from "./streams/config.js";
+import { writeProbeSubject } from "./streams/capabilities.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
 import { leasesBucket } from "./streams/topology.js";
+import { watchWrites } from "./streams/write-probe.js";
 
 /** A running foldline: the API on {@link App.url}. */
 export interface App extends AsyncDisposable {
@@ -152,12 +154,22 @@ export async function startApp(
     }, { once: true });
 
     let closing: Promise<void> | undefined;
-    watchNats(streams, () => closing !== undefined, (serving) => {
-      health.setStatus("", serving ? "serving" : "not_serving");
-    }, log);
+    // Health says whether this server can write: a load balancer stops sending commands that would fail.
+    const writes = watchWrites({
+      nc: streams.nc,
+      publisher: streams.publisher,
+      subject: writeProbeSubject(config.streams.stream.name),
+      intervalMs: c.healthProbeIntervalMs,
+      onChange: ({ writable, error }) => {
+        if (writable) log.info("JetStream takes writes: serving");
+        else log.warn({ err: error }, "JetStream does not take writes: not serving");
+        health.setStatus("", writable ? "serving" : "not_serving");
+      },
+    });
 
     const close = (): Promise<void> =>
       (closing ??= (async () => {
+        writes.stop();
         await server.close();
         await sql.close();
         // Before the pipeline: a reaction cut short leaves its commit after the checkpoint, for the next leader.
@@ -189,20 +201,4 @@ export async function startApp(
     await streams.close();
     throw err;
   }
-}
-
-/** Reports the NATS connection's state: false while disconnected, true again once reconnected. */
-function watchNats(streams: OpenStreams, closing: () => boolean, report: (connected: boolean) => void, log: Logger): void {
-  void (async () => {
-    for await (const status of streams.nc.status()) {
-      if (closing()) return;
-      if (status.type === "disconnect") {
-        log.warn("NATS connection lost; reconnecting");
-        report(false);
-      } else if (status.type === "reconnect") {
-        log.info("NATS connection restored");
-        report(true);
-      }
-    }
-  })();
 }

@@ -93,13 +93,21 @@ export interface CommandPipelineOptions {
    * window, which catches the original's append if it was only delayed.
    */
   readonly takeOverAfterMs?: number;
+  /**
+   * Bound on a whole command, from {@link CommandPipeline.execute} to its answer, queueing behind the commands
+   * of the same aggregate included (default 5 000 ms; NATS_TIMEOUT_MS in the servers). Past it the caller gets
+   * UnavailableError; a command still queued then is never executed.
+   */
+  readonly commandTimeoutMs?: number;
 }
 
 /** The command pipeline: idempotency record, load, decide, append, respond. */
 export interface CommandPipeline {
   /**
    * Executes one command against its aggregate and answers the outcome. Commands on one aggregate run one at a
-   * time in the order they were passed in; others run concurrently.
+   * time in the order they were passed in; others run concurrently. It answers within `commandTimeoutMs`: a
+   * command that is not done by then gets UnavailableError (one still running goes on, and may append; a repeat
+   * with the same id finds out), and one still queued behind it is dropped without being run.
    *
    * Throws the decider's domain errors, ExpectedVersionMismatch, CommandIdReused (the id came with a different
    * request), CommandConflict (other writers kept winning), CommandInProgress (another process holds the id),
@@ -137,6 +145,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   const snapshotAfterColdRead = options.snapshotAfterColdRead ?? 3;
   const maxAttempts = options.maxAttempts ?? 5;
   const takeOverAfterMs = options.takeOverAfterMs ?? 30_000;
+  const commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
   const records = createCommandRecords(options.commandsBucket, options.publisher);
   const snapshots = options.snapshotsBucket;
   const cache = cacheSize > 0 ? new LRUCache<string, Loaded>({ max: cacheSize }) : undefined;
@@ -431,20 +440,23 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         .update("\0")
         .update(envelope.request)
         .digest("base64url");
+      const deadline = Date.now() + commandTimeoutMs;
+      const subject = `ev.${type.name}.${envelope.aggregateId}`;
       const running = inFlight.get(envelope.commandId);
       if (running !== undefined) {
         if (running.fingerprint !== fingerprint) return Promise.reject(new CommandIdReused(envelope.commandId));
         stats.repeats++;
-        return running.outcome as Promise<CommandOutcome<E>>;
+        return withinDeadline(running.outcome as Promise<CommandOutcome<E>>, deadline, subject);
       }
-      const subject = `ev.${type.name}.${envelope.aggregateId}`;
-      const outcome = queue.run(subject, () => run(type, envelope, subject, fingerprint));
+      const outcome = queue.run(subject, () =>
+        Date.now() < deadline ? run(type, envelope, subject, fingerprint) : Promise.reject(notAnswered(subject)),
+      );
       inFlight.set(envelope.commandId, { fingerprint, outcome });
       void outcome.then(
         () => inFlight.delete(envelope.commandId),
         () => inFlight.delete(envelope.commandId),
       );
-      return outcome;
+      return withinDeadline(outcome, deadline, subject);
     },
 
     stats,
@@ -455,6 +467,23 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       await Promise.allSettled([...background]);
     },
   };
+}
+
+/** The error of a command that was not done by its deadline. */
+function notAnswered(subject: string): UnavailableError {
+  return new UnavailableError(`NATS did not answer in time for the command on ${subject}; retry it with the same command id`);
+}
+
+/** Settles as `outcome` does, or rejects with UnavailableError at `deadline` (epoch ms). */
+function withinDeadline<T>(outcome: Promise<T>, deadline: number, subject: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(notAnswered(subject));
+    }, Math.max(0, deadline - Date.now()));
+    outcome.finally(() => {
+      clearTimeout(timer);
+    }).then(resolve, reject);
+  });
 }
 
 /** Snapshot key of an aggregate subject: `ev.<type>.<id>` → `<type>.<id>`. */

@@ -23,6 +23,8 @@ export interface CommandsConfig {
   readonly takeOverAfterMs: number;
   /** Commands of one Execute stream handled concurrently. */
   readonly maxInFlightPerStream: number;
+  /** Time between two write probes of the health check. */
+  readonly healthProbeIntervalMs: number;
 }
 
 /** Reads the configuration from `env`, refusing malformed values with a ConfigError. */
@@ -54,5 +56,6 @@ export function loadCommandsConfig(env: Env = process.env): CommandsConfig {
     maxAttempts: integer("COMMAND_MAX_ATTEMPTS", 5, 1, 100),
     takeOverAfterMs: integer("COMMAND_TAKEOVER_MS", 30_000, 1_000, 3_600_000),
     maxInFlightPerStream: integer("EXECUTE_MAX_IN_FLIGHT", 256, 1, 10_000),
+    healthProbeIntervalMs: integer("HEALTH_PROBE_INTERVAL_MS", 1_000, 50, 60_000),
   };
 }

@@ -19,5 +19,6 @@ export async function openCommandPipeline(streams: OpenStreams, kvm: Kvm, config
     snapshotAfterColdRead: config.snapshotAfterColdRead,
     maxAttempts: config.maxAttempts,
     takeOverAfterMs: config.takeOverAfterMs,
+    commandTimeoutMs: streams.timeoutMs,
   });
 }

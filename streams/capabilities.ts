@@ -105,6 +105,15 @@ export async function checkEventStream(jsm: JetStreamManager, settings: EventStr
 }
 
 /**
+ * The subject of the write probe of the event stream `streamName`, on its probe stream (small, old messages
+ * discarded), which {@link probeConcurrency} declares: a message there is a real write with the event stream's
+ * storage and replicas.
+ */
+export function writeProbeSubject(streamName: string): string {
+  return `foldline.probe.${streamName}.writes`;
+}
+
+/**
  * Proves on a small probe stream (same storage and replicas as the event stream, its own subjects, old messages
  * discarded) that the server enforces the expected subject sequence and deduplicates by message id before
  * checking it, which retries of an append rely on.

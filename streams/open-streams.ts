@@ -14,6 +14,8 @@ export interface OpenStreams extends AsyncDisposable {
   readonly store: EventStore;
   /** The connection's publisher with acknowledgement, shared by the store and other hot-path writers. */
   readonly publisher: JsPublisher;
+  /** The bound on every NATS request (NATS_TIMEOUT_MS). */
+  readonly timeoutMs: number;
   /** The server's URL (the embedded server's when NATS_URL was unset). */
   readonly url: string;
   readonly serverVersion: string;
@@ -62,6 +64,7 @@ export async function openStreams(
       nc,
       store,
       publisher,
+      timeoutMs: config.timeoutMs,
       url,
       serverVersion: nc.info?.version ?? "",
       changes,

@@ -2,10 +2,12 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import type { App } from "../app.js";
 import { clients } from "./harness/app.js";
 import { startTestApp } from "./harness/app.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
+import { until } from "./harness/until.js";
 
 const timeoutMs = 1_500;
 // Time allowed beyond the bound for timers, the event loop and HTTP/2 on a busy machine.
@@ -81,5 +83,53 @@ describe("commands during a NATS outage", () => {
     }
     for (const [commandId, { position }] of acked) expect(byCommand.get(commandId)).toEqual([position]);
     for (const positions of byCommand.values()) expect(positions).toHaveLength(1);
+  });
+});
+
+describe("while NATS is paused", () => {
+  it("each command fails with Unavailable within the bound, also when queued behind others on one aggregate", async () => {
+    const { wallet } = clients(app.url);
+    const walletId = `w-paused-${randomUUID()}`;
+    await wallet.openWallet({ metadata: { commandId: randomUUID() }, walletId, ownerId: "ada" });
+    await nats.pause();
+    let answers;
+    try {
+      // Eight commands on one aggregate, each queued behind the ones before it.
+      answers = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const started = Date.now();
+          try {
+            await wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents: 1n });
+            return { elapsedMs: Date.now() - started, code: undefined };
+          } catch (err) {
+            return { elapsedMs: Date.now() - started, code: ConnectError.from(err).code };
+          }
+        }),
+      );
+    } finally {
+      nats.resume();
+    }
+    for (const a of answers) {
+      expect(a.code).toBe(Code.Unavailable);
+      expect(a.elapsedMs).toBeLessThan(timeoutMs + slackMs);
+    }
+    await until("the wallet takes commands again", async () =>
+      wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents: 1n }).then(() => true, () => false),
+    );
+  });
+
+  it("health turns NOT_SERVING within a probe's interval and timeout, and SERVING once NATS answers again", async () => {
+    const { health } = clients(app.url);
+    expect((await health.check({})).status).toBe(1);
+    await nats.pause();
+    try {
+      const pausedAt = Date.now();
+      // The probe runs every second (HEALTH_PROBE_INTERVAL_MS) and fails after NATS_TIMEOUT_MS.
+      await until("NOT_SERVING", async () => (await health.check({})).status === ServingStatus.NOT_SERVING, 1_000 + timeoutMs + slackMs);
+      expect(Date.now() - pausedAt).toBeLessThan(1_000 + timeoutMs + slackMs);
+    } finally {
+      nats.resume();
+    }
+    await until("SERVING again", async () => (await health.check({})).status === ServingStatus.SERVING, 5_000);
   });
 });

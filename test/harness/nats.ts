@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { loadStreamsConfig, type StreamsConfig } from "../../streams/config.js";
 import { startNatsServer, type NatsServerProcess } from "../../streams/nats-server.js";
 
@@ -13,6 +14,10 @@ export interface TestNats extends AsyncDisposable {
   kill(): Promise<void>;
   /** Starts the server again on the same port and store. */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP) and resolves once it is stopped: its connections stay open and nothing answers. */
+  pause(): Promise<void>;
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void;
   /** Stops the server and removes its store. */
   stop(): Promise<void>;
 }
@@ -30,7 +35,14 @@ export async function startTestNats(options: { readonly jetstream?: boolean } = 
     });
   let server = await start();
   const { port, url } = server;
+  let paused = false;
+  const resume = (): void => {
+    if (!paused) return;
+    paused = false;
+    process.kill(server.pid, "SIGCONT");
+  };
   const stop = async (): Promise<void> => {
+    resume();
     await server.stop();
     rmSync(root, { recursive: true, force: true });
   };
@@ -42,6 +54,13 @@ export async function startTestNats(options: { readonly jetstream?: boolean } = 
     restart: async () => {
       server = await start(port);
     },
+    async pause() {
+      process.kill(server.pid, "SIGSTOP");
+      paused = true;
+      // The signal takes effect when the kernel next schedules the server, which may answer a little before.
+      while (!/^State:\s+T/m.test(readFileSync(`/proc/${server.pid}/status`, "utf8"))) await sleep(5);
+    },
+    resume,
     stop,
     [Symbol.asyncDispose]: stop,
   };
