@@ -70,9 +70,12 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   kind: string;
 
   /**
-   * "running", "rebuilding" (a rebuild is under way; the live read model keeps answering), "stopped",
-   * "stopped-on-poison" (a commit it cannot apply is parked and it waits in front of it), "failed", or for a KV
-   * projector or a process manager "standby" (another process holds its lease).
+   * "running"; "stalled" (behind the head with no commit applied for 5 s: the stream is not delivering);
+   * "retrying" (the database or the stream keeps failing for a reason that is no commit's fault, say a full disk
+   * or NATS away: it retries with backoff and goes on by itself, error says what fails); "rebuilding" (a rebuild
+   * is under way; the live read model keeps answering); "stopped"; "stopped-on-poison" (a commit it cannot apply
+   * is parked and it waits in front of it); "failed" (it gave up: another projector writes the same read model);
+   * or for a KV projector or a process manager "standby" (another process holds its lease).
    *
    * @generated from field: string state = 3;
    */
@@ -116,7 +119,7 @@ export type ProjectionStatus = Message<"foldline.admin.v1.ProjectionStatus"> & {
   parked: bigint;
 
   /**
-   * Why it failed or stopped on a poison commit, when it did.
+   * Why it is stalled, retrying, failed or stopped on a poison commit, when it is.
    *
    * @generated from field: string error = 9;
    */
