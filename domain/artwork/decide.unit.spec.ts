@@ -1,8 +1,9 @@
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
 import { scenario } from "../testing/given.js";
+import { quoteSale } from "./decide.js";
 import { artworkDecider } from "./decider.js";
-import type { ArtworkCommand, ArtworkEvent, RoyaltyShare } from "./types.js";
+import type { ArtworkCommand, ArtworkEvent, ArtworkState, RoyaltyShare } from "./types.js";
 
 const { given } = scenario(artworkDecider);
 
@@ -460,5 +461,30 @@ describe("SellArtwork", () => {
 
   it("refuses a sale of an artwork never minted", () => {
     given([]).when(sell(10n)).thenThrows(NotFoundError, "artwork a-1 does not exist");
+  });
+});
+
+describe("quoteSale", () => {
+  const request = { artworkId, purchaseId: "p-1", buyerId: buyer, priceCents: 1_001n };
+  const fold = (events: readonly ArtworkEvent[]): ArtworkState => events.reduce((state, event) => artworkDecider.evolve(state, event), artworkDecider.initialState);
+
+  it("answers the seller and the payouts a sale would make now", () => {
+    expect(quoteSale(request, fold([minted(), listed(1_001n)]))).toStrictEqual({
+      sellerId: artist,
+      payouts: [
+        { recipientId: "r-1", amountCents: 50n, kind: "Royalty" },
+        { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
+        { recipientId: artist, amountCents: 926n, kind: "SaleProceeds" },
+      ],
+    });
+  });
+
+  it("throws what the sale would be refused with", () => {
+    expect(() => quoteSale(request, fold([]))).toThrow(new NotFoundError("artwork a-1 does not exist"));
+    expect(() => quoteSale(request, fold([minted(), listed(1_001n), burned]))).toThrow(new RuleViolation("artwork a-1 is burned"));
+    expect(() => quoteSale(request, fold([minted(), listed(1_000n)]))).toThrow(
+      new RuleViolation("artwork a-1 is listed at 1000 cents; purchase p-1 offered 1001"),
+    );
+    expect(() => quoteSale({ ...request, buyerId: artist }, fold([minted(), listed(1_001n)]))).toThrow(RuleViolation);
   });
 });
