@@ -49,6 +49,7 @@ const walletEvents: WalletEvent[] = [
 const purchaseEvents: PurchaseEvent[] = [
   { type: "PurchaseStarted", artworkId: "a-1", buyerId: "bob", buyerWalletId: "w-bob", priceCents: 1_000n },
   { type: "PurchaseFundsReserved" },
+  { type: "PurchasePayoutsQuoted", sellerId: "ann", payouts: [{ recipientId: "ann", amountCents: 1_000n, kind: "SaleProceeds" }] },
   { type: "PurchaseArtworkTaken", sellerId: "ann", payouts: [{ recipientId: "ann", amountCents: 1_000n, kind: "SaleProceeds" }] },
   { type: "PurchaseCompleted" },
   { type: "PurchaseCompensating", reason: "not listed" },

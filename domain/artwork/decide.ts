@@ -1,12 +1,13 @@
 import { assertNever } from "../assert-never.js";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
-import { payouts } from "./payouts.js";
+import { payouts, samePayouts } from "./payouts.js";
 import {
   maxRoyaltyBasisPoints,
   maxRoyaltyRecipients,
   type ArtworkCommand,
   type ArtworkEvent,
   type ArtworkState,
+  type Payout,
   type RoyaltyShare,
   type SaleQuote,
   type SaleRequest,
@@ -23,8 +24,8 @@ type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
  *    unminted artwork → `NotFoundError`;
  * 2. burned: a burned artwork accepts nothing → `RuleViolation`;
  * 3. actor: only the artist changes the split, only the owner lists, delists, transfers or burns → `RuleViolation`
- *    (a sale is the purchase's, not an actor's: it needs a listing at the offered price and a buyer who is not
- *    the owner, see `quoteSale`);
+ *    (a sale is the purchase's, not an actor's: it needs a listing at the offered price, a buyer who is not the
+ *    owner, and payouts equal to those the purchase made room for, see `quoteSale`);
  * 4. the command's own data (royalty split, price, new owner, artist id) → `InvalidCommand`;
  * 5. no-ops → `[]`; otherwise the events.
  */
@@ -54,7 +55,8 @@ export function decide(command: ArtworkCommand, state: ArtworkState): ArtworkEve
 /**
  * What selling the artwork to a purchase would do in `state`: the seller and the payouts `SellArtwork` would
  * record, as `payouts` in payouts.ts splits the price. Pure; throws the refusal `SellArtwork` would throw (no such
- * artwork, burned, not listed at the price, bought by its owner).
+ * artwork, burned, not listed at the price, bought by its owner). A purchase quotes the sale first, makes room for
+ * each payout in its payee's wallet, then sells with the quoted payouts.
  */
 export function quoteSale(request: SaleRequest, state: ArtworkState): SaleQuote {
   return saleTerms(request, requireActive(request.artworkId, state));
@@ -121,8 +123,14 @@ function transferOwnership(
 }
 
 function sell(command: Extract<ArtworkCommand, { type: "SellArtwork" }>, state: ActiveArtwork): ArtworkEvent[] {
-  const { purchaseId, buyerId, priceCents } = command;
+  const { artworkId, purchaseId, buyerId, priceCents } = command;
   const { sellerId, payouts: due } = saleTerms(command, state);
+  if (!samePayouts(due, command.payouts)) {
+    throw new RuleViolation(
+      `artwork ${artworkId} would pay ${describePayouts(due)}; purchase ${purchaseId} made room for ` +
+        describePayouts(command.payouts),
+    );
+  }
   return [
     { type: "ArtworkSold", purchaseId, sellerId, buyerId, priceCents, payouts: due },
     { type: "OwnershipTransferred", fromOwnerId: sellerId, toOwnerId: buyerId },
@@ -140,6 +148,11 @@ function saleTerms(request: SaleRequest, state: ActiveArtwork): SaleQuote {
   if (buyerId === state.ownerId) throw new RuleViolation(`${buyerId} already owns artwork ${artworkId}`);
   if (purchaseId === "" || buyerId === "") throw new InvalidCommand("a sale needs a purchase id and a buyer id");
   return { sellerId: state.ownerId, payouts: payouts(priceCents, state.ownerId, state.royaltySplit) };
+}
+
+function describePayouts(list: readonly Payout[]): string {
+  if (list.length === 0) return "no one";
+  return list.map((p) => `${p.amountCents} to ${p.recipientId} (${p.kind === "Royalty" ? "royalty" : "proceeds"})`).join(", ");
 }
 
 function requireOwner(state: ActiveArtwork, actorId: string, verb: string, artworkId: string): void {

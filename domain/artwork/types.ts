@@ -41,6 +41,11 @@ export type ArtworkCommand =
   | ({
       /** A purchase taking the artwork: only the purchase process manager sends it. */
       readonly type: "SellArtwork";
+      /**
+       * The payouts the purchase made room for in the payees' wallets (see `quoteSale`): the sale is refused unless
+       * it pays exactly these, so that every payout of a sale can be credited.
+       */
+      readonly payouts: readonly Payout[];
     } & SaleRequest);
 
 /** A purchase's request to buy an artwork: what `quoteSale` prices and `SellArtwork` carries out. */
