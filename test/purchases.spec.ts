@@ -200,12 +200,13 @@ describe("the purchase process manager", () => {
     }
     for (const id of failed) expect(m.payments.filter((p) => p.purchaseId === id)).toEqual([]);
 
-    // No wallet is negative, nothing stays reserved, and money is conserved.
+    // No wallet is negative, nothing stays reserved, no room stays made for a payment, and money is conserved.
     let total = 0n;
     for (const [walletId, w] of m.wallets) {
       if (w.status !== "Open") throw new Error(`wallet ${walletId} is not open`);
       expect(w.balanceCents).toBeGreaterThanOrEqual(0n);
       expect(w.reservedCents).toBe(0n);
+      expect(w.expectedCents ?? 0n, `payments ${walletId} still expects`).toBe(0n);
       total += w.balanceCents;
     }
     expect(total).toBe(m.deposited - m.withdrawn);

@@ -43,10 +43,13 @@ const walletEvents: WalletEvent[] = [
   { type: "ReservationSettled", reservationId: "r-2", amountCents: 4n },
   { type: "FundsReserved", reservationId: "p-1", amountCents: 5n, purchaseId: "p-1" },
   { type: "PaymentReceived", purchaseId: "p-1", artworkId: "a-1", amountCents: 6n, kind: "SaleProceeds" },
+  { type: "PaymentExpected", purchaseId: "p-1", amountCents: 7n },
+  { type: "ExpectedPaymentCancelled", purchaseId: "p-1", amountCents: 7n },
 ];
 const purchaseEvents: PurchaseEvent[] = [
   { type: "PurchaseStarted", artworkId: "a-1", buyerId: "bob", buyerWalletId: "w-bob", priceCents: 1_000n },
   { type: "PurchaseFundsReserved" },
+  { type: "PurchasePayoutsQuoted", sellerId: "ann", payouts: [{ recipientId: "ann", amountCents: 1_000n, kind: "SaleProceeds" }] },
   { type: "PurchaseArtworkTaken", sellerId: "ann", payouts: [{ recipientId: "ann", amountCents: 1_000n, kind: "SaleProceeds" }] },
   { type: "PurchaseCompleted" },
   { type: "PurchaseCompensating", reason: "not listed" },
@@ -108,6 +111,8 @@ describe("marketplace event records", () => {
         { type: "FundsReserved", reservationId: pick(texts), amountCents: pick(amounts), purchaseId: pick(texts.slice(1)) },
         { type: "ReservationReleased", reservationId: pick(texts), amountCents: pick(amounts) },
         { type: "ReservationSettled", reservationId: pick(texts), amountCents: pick(amounts) },
+        { type: "PaymentExpected", purchaseId: pick(texts), amountCents: pick(amounts) },
+        { type: "ExpectedPaymentCancelled", purchaseId: pick(texts), amountCents: pick(amounts) },
       ]);
       const record = encodeWalletEvent(event);
       let payload = Uint8Array.from(record.payload);

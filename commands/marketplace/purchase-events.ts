@@ -7,6 +7,7 @@ import {
   PurchaseCompletedSchema,
   PurchaseFailedSchema,
   PurchaseFundsReservedSchema,
+  PurchasePayoutsQuotedSchema,
   PurchaseStartedSchema,
 } from "../../gen/foldline/marketplace/v1/events_pb.js";
 import type { PurchaseEvent as ApiEvent } from "../../gen/foldline/marketplace/v1/purchase_service_pb.js";
@@ -23,6 +24,11 @@ export function toApiPurchaseEvent(event: DomainEvent): Exclude<ApiEvent["event"
     }
     case "PurchaseFundsReserved":
       return { case: "fundsReserved", value: create(PurchaseFundsReservedSchema) };
+    case "PurchasePayoutsQuoted":
+      return {
+        case: "payoutsQuoted",
+        value: create(PurchasePayoutsQuotedSchema, { sellerId: event.sellerId, payouts: toProtoPayouts(event.payouts) }),
+      };
     case "PurchaseArtworkTaken":
       return {
         case: "artworkTaken",
@@ -52,6 +58,9 @@ export function decodePurchaseEvent(stored: EventRecord): DomainEvent {
     return { type: "PurchaseStarted", artworkId, buyerId, buyerWalletId, priceCents };
   }
   if (isMessage(m, PurchaseFundsReservedSchema)) return { type: "PurchaseFundsReserved" };
+  if (isMessage(m, PurchasePayoutsQuotedSchema)) {
+    return { type: "PurchasePayoutsQuoted", sellerId: m.sellerId, payouts: fromProtoPayouts(m.payouts) };
+  }
   if (isMessage(m, PurchaseArtworkTakenSchema)) {
     return { type: "PurchaseArtworkTaken", sellerId: m.sellerId, payouts: fromProtoPayouts(m.payouts) };
   }

@@ -3,9 +3,11 @@ import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { assertNever } from "../../domain/assert-never.js";
 import type { WalletEvent as DomainEvent } from "../../domain/wallet/types.js";
 import {
+  ExpectedPaymentCancelledSchema,
   FundsDepositedSchema,
   FundsReservedSchema,
   FundsWithdrawnSchema,
+  PaymentExpectedSchema,
   PaymentReceivedSchema,
   ReservationReleasedSchema,
   ReservationSettledSchema,
@@ -55,6 +57,16 @@ export function toApiWalletEvent(event: DomainEvent): Exclude<ApiEvent["event"],
           kind: toProtoKind(event.kind),
         }),
       };
+    case "PaymentExpected":
+      return {
+        case: "paymentExpected",
+        value: create(PaymentExpectedSchema, { purchaseId: event.purchaseId, amountCents: event.amountCents }),
+      };
+    case "ExpectedPaymentCancelled":
+      return {
+        case: "expectedPaymentCancelled",
+        value: create(ExpectedPaymentCancelledSchema, { purchaseId: event.purchaseId, amountCents: event.amountCents }),
+      };
     default:
       return assertNever(event);
   }
@@ -95,6 +107,14 @@ export function decodeWalletEvent(stored: EventRecord): DomainEvent {
       const { text, int } = readStringAndInt64(stored.payload, 1, 2);
       return { type: "ReservationSettled", reservationId: text, amountCents: int };
     }
+    case PaymentExpectedSchema.typeName: {
+      const { text, int } = readStringAndInt64(stored.payload, 1, 2);
+      return { type: "PaymentExpected", purchaseId: text, amountCents: int };
+    }
+    case ExpectedPaymentCancelledSchema.typeName: {
+      const { text, int } = readStringAndInt64(stored.payload, 1, 2);
+      return { type: "ExpectedPaymentCancelled", purchaseId: text, amountCents: int };
+    }
     default:
       return decodeWalletEventReflective(stored);
   }
@@ -119,6 +139,12 @@ export function decodeWalletEventReflective(stored: EventRecord): DomainEvent {
   }
   if (isMessage(m, ReservationSettledSchema)) {
     return { type: "ReservationSettled", reservationId: m.reservationId, amountCents: m.amountCents };
+  }
+  if (isMessage(m, PaymentExpectedSchema)) {
+    return { type: "PaymentExpected", purchaseId: m.purchaseId, amountCents: m.amountCents };
+  }
+  if (isMessage(m, ExpectedPaymentCancelledSchema)) {
+    return { type: "ExpectedPaymentCancelled", purchaseId: m.purchaseId, amountCents: m.amountCents };
   }
   throw new Error(`${stored.type} is not a wallet event`);
 }

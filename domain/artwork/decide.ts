@@ -1,13 +1,16 @@
 import { assertNever } from "../assert-never.js";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
-import { payouts } from "./payouts.js";
+import { payouts, samePayouts } from "./payouts.js";
 import {
   maxRoyaltyBasisPoints,
   maxRoyaltyRecipients,
   type ArtworkCommand,
   type ArtworkEvent,
   type ArtworkState,
+  type Payout,
   type RoyaltyShare,
+  type SaleQuote,
+  type SaleRequest,
 } from "./types.js";
 
 type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
@@ -21,33 +24,48 @@ type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
  *    unminted artwork → `NotFoundError`;
  * 2. burned: a burned artwork accepts nothing → `RuleViolation`;
  * 3. actor: only the artist changes the split, only the owner lists, delists, transfers or burns → `RuleViolation`
- *    (a sale is the purchase's, not an actor's: it needs a listing at the offered price and a buyer who is not
- *    the owner);
+ *    (a sale is the purchase's, not an actor's: it needs a listing at the offered price, a buyer who is not the
+ *    owner, and payouts equal to those the purchase made room for, see `quoteSale`);
  * 4. the command's own data (royalty split, price, new owner, artist id) → `InvalidCommand`;
  * 5. no-ops → `[]`; otherwise the events.
  */
 export function decide(command: ArtworkCommand, state: ArtworkState): ArtworkEvent[] {
   if (command.type === "MintArtwork") return mint(command, state);
-  if (state.status === "Empty") throw new NotFoundError(`artwork ${command.artworkId} does not exist`);
-  if (state.status === "Burned") throw new RuleViolation(`artwork ${command.artworkId} is burned`);
+  const active = requireActive(command.artworkId, state);
   switch (command.type) {
     case "SetRoyaltySplit":
-      return setRoyaltySplit(command, state);
+      return setRoyaltySplit(command, active);
     case "ListForSale":
-      return listForSale(command, state);
+      return listForSale(command, active);
     case "Delist":
-      requireOwner(state, command.actorId, "delist", command.artworkId);
-      return state.listing === null ? [] : [{ type: "ArtworkDelisted" }];
+      requireOwner(active, command.actorId, "delist", command.artworkId);
+      return active.listing === null ? [] : [{ type: "ArtworkDelisted" }];
     case "TransferOwnership":
-      return transferOwnership(command, state);
+      return transferOwnership(command, active);
     case "BurnArtwork":
-      requireOwner(state, command.actorId, "burn", command.artworkId);
+      requireOwner(active, command.actorId, "burn", command.artworkId);
       return [{ type: "ArtworkBurned" }];
     case "SellArtwork":
-      return sell(command, state);
+      return sell(command, active);
     default:
       return assertNever(command);
   }
+}
+
+/**
+ * What selling the artwork to a purchase would do in `state`: the seller and the payouts `SellArtwork` would
+ * record, as `payouts` in payouts.ts splits the price. Pure; throws the refusal `SellArtwork` would throw (no such
+ * artwork, burned, not listed at the price, bought by its owner). A purchase quotes the sale first, makes room for
+ * each payout in its payee's wallet, then sells with the quoted payouts.
+ */
+export function quoteSale(request: SaleRequest, state: ArtworkState): SaleQuote {
+  return saleTerms(request, requireActive(request.artworkId, state));
+}
+
+function requireActive(artworkId: string, state: ArtworkState): ActiveArtwork {
+  if (state.status === "Empty") throw new NotFoundError(`artwork ${artworkId} does not exist`);
+  if (state.status === "Burned") throw new RuleViolation(`artwork ${artworkId} is burned`);
+  return state;
 }
 
 function mint(command: Extract<ArtworkCommand, { type: "MintArtwork" }>, state: ArtworkState): ArtworkEvent[] {
@@ -106,6 +124,21 @@ function transferOwnership(
 
 function sell(command: Extract<ArtworkCommand, { type: "SellArtwork" }>, state: ActiveArtwork): ArtworkEvent[] {
   const { artworkId, purchaseId, buyerId, priceCents } = command;
+  const { sellerId, payouts: due } = saleTerms(command, state);
+  if (!samePayouts(due, command.payouts)) {
+    throw new RuleViolation(
+      `artwork ${artworkId} would pay ${describePayouts(due)}; purchase ${purchaseId} made room for ` +
+        describePayouts(command.payouts),
+    );
+  }
+  return [
+    { type: "ArtworkSold", purchaseId, sellerId, buyerId, priceCents, payouts: due },
+    { type: "OwnershipTransferred", fromOwnerId: sellerId, toOwnerId: buyerId },
+  ];
+}
+
+function saleTerms(request: SaleRequest, state: ActiveArtwork): SaleQuote {
+  const { artworkId, purchaseId, buyerId, priceCents } = request;
   if (state.listing === null) throw new RuleViolation(`artwork ${artworkId} is not listed for sale`);
   if (state.listing.priceCents !== priceCents) {
     throw new RuleViolation(
@@ -114,17 +147,12 @@ function sell(command: Extract<ArtworkCommand, { type: "SellArtwork" }>, state: 
   }
   if (buyerId === state.ownerId) throw new RuleViolation(`${buyerId} already owns artwork ${artworkId}`);
   if (purchaseId === "" || buyerId === "") throw new InvalidCommand("a sale needs a purchase id and a buyer id");
-  return [
-    {
-      type: "ArtworkSold",
-      purchaseId,
-      sellerId: state.ownerId,
-      buyerId,
-      priceCents,
-      payouts: payouts(priceCents, state.ownerId, state.royaltySplit),
-    },
-    { type: "OwnershipTransferred", fromOwnerId: state.ownerId, toOwnerId: buyerId },
-  ];
+  return { sellerId: state.ownerId, payouts: payouts(priceCents, state.ownerId, state.royaltySplit) };
+}
+
+function describePayouts(list: readonly Payout[]): string {
+  if (list.length === 0) return "no one";
+  return list.map((p) => `${p.amountCents} to ${p.recipientId} (${p.kind === "Royalty" ? "royalty" : "proceeds"})`).join(", ");
 }
 
 function requireOwner(state: ActiveArtwork, actorId: string, verb: string, artworkId: string): void {

@@ -1,8 +1,9 @@
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
 import { scenario } from "../testing/given.js";
+import { quoteSale } from "./decide.js";
 import { artworkDecider } from "./decider.js";
-import type { ArtworkCommand, ArtworkEvent, RoyaltyShare } from "./types.js";
+import type { ArtworkCommand, ArtworkEvent, ArtworkState, Payout, RoyaltyShare } from "./types.js";
 
 const { given } = scenario(artworkDecider);
 
@@ -406,17 +407,24 @@ describe("BurnArtwork", () => {
 });
 
 describe("SellArtwork", () => {
-  const sell = (priceCents: bigint, buyerId = buyer): ArtworkCommand => ({
+  const proceeds = (amountCents: bigint, recipientId = artist): Payout => ({ recipientId, amountCents, kind: "SaleProceeds" });
+  const payoutsOf1001: Payout[] = [
+    { recipientId: "r-1", amountCents: 50n, kind: "Royalty" },
+    { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
+    proceeds(926n),
+  ];
+  const sell = (priceCents: bigint, buyerId = buyer, payouts: readonly Payout[] = [proceeds(priceCents)]): ArtworkCommand => ({
     type: "SellArtwork",
     artworkId,
     purchaseId: "p-1",
     buyerId,
     priceCents,
+    payouts,
   });
 
   it("hands a listed artwork to the buyer, paying royalties (rounded down) and the seller the rest", () => {
     given([minted(), listed(1_001n)])
-      .when(sell(1_001n))
+      .when(sell(1_001n, buyer, payoutsOf1001))
       .then([
         {
           type: "ArtworkSold",
@@ -424,14 +432,28 @@ describe("SellArtwork", () => {
           sellerId: artist,
           buyerId: buyer,
           priceCents: 1_001n,
-          payouts: [
-            { recipientId: "r-1", amountCents: 50n, kind: "Royalty" },
-            { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
-            { recipientId: artist, amountCents: 926n, kind: "SaleProceeds" },
-          ],
+          payouts: payoutsOf1001,
         },
         transferred(artist, buyer),
       ]);
+  });
+
+  it("refuses a sale whose payouts are not those the purchase made room for", () => {
+    given([minted(), listed(1_001n)])
+      .when(sell(1_001n, buyer, [proceeds(1_001n)]))
+      .thenThrows(
+        RuleViolation,
+        "artwork a-1 would pay 50 to r-1 (royalty), 25 to r-2 (royalty), 926 to u-1 (proceeds); " +
+          "purchase p-1 made room for 1001 to u-1 (proceeds)",
+      );
+    // The split changed after the purchase quoted the sale.
+    given([minted(), listed(1_001n), splitChanged([{ recipientId: "r-1", basisPoints: 600 }])])
+      .when(sell(1_001n, buyer, payoutsOf1001))
+      .thenThrows(RuleViolation, "artwork a-1 would pay 60 to r-1 (royalty), 941 to u-1 (proceeds); purchase p-1 made room for");
+    // Sold and listed again at the same price by its new owner.
+    given([minted([]), listed(10n), transferred(artist, stranger), listed(10n)])
+      .when(sell(10n))
+      .thenThrows(RuleViolation, "artwork a-1 would pay 10 to u-3 (proceeds); purchase p-1 made room for 10 to u-1 (proceeds)");
   });
 
   it("leaves the artwork owned by the buyer and unlisted", () => {
@@ -460,5 +482,30 @@ describe("SellArtwork", () => {
 
   it("refuses a sale of an artwork never minted", () => {
     given([]).when(sell(10n)).thenThrows(NotFoundError, "artwork a-1 does not exist");
+  });
+});
+
+describe("quoteSale", () => {
+  const request = { artworkId, purchaseId: "p-1", buyerId: buyer, priceCents: 1_001n };
+  const fold = (events: readonly ArtworkEvent[]): ArtworkState => events.reduce((state, event) => artworkDecider.evolve(state, event), artworkDecider.initialState);
+
+  it("answers the seller and the payouts a sale would make now", () => {
+    expect(quoteSale(request, fold([minted(), listed(1_001n)]))).toStrictEqual({
+      sellerId: artist,
+      payouts: [
+        { recipientId: "r-1", amountCents: 50n, kind: "Royalty" },
+        { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
+        { recipientId: artist, amountCents: 926n, kind: "SaleProceeds" },
+      ],
+    });
+  });
+
+  it("throws what the sale would be refused with", () => {
+    expect(() => quoteSale(request, fold([]))).toThrow(new NotFoundError("artwork a-1 does not exist"));
+    expect(() => quoteSale(request, fold([minted(), listed(1_001n), burned]))).toThrow(new RuleViolation("artwork a-1 is burned"));
+    expect(() => quoteSale(request, fold([minted(), listed(1_000n)]))).toThrow(
+      new RuleViolation("artwork a-1 is listed at 1000 cents; purchase p-1 offered 1001"),
+    );
+    expect(() => quoteSale({ ...request, buyerId: artist }, fold([minted(), listed(1_001n)]))).toThrow(RuleViolation);
   });
 });

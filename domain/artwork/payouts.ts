@@ -18,3 +18,19 @@ export function payouts(priceCents: bigint, sellerId: string, split: readonly Ro
   if (proceeds > 0n) result.push({ recipientId: sellerId, amountCents: proceeds, kind: "SaleProceeds" });
   return result;
 }
+
+/** Whether two lists of payouts pay the same parties the same amounts for the same reasons, in the same order. */
+export function samePayouts(a: readonly Payout[], b: readonly Payout[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((payout, i) => {
+      const other = b[i];
+      return (
+        other !== undefined &&
+        payout.recipientId === other.recipientId &&
+        payout.amountCents === other.amountCents &&
+        payout.kind === other.kind
+      );
+    })
+  );
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { payouts } from "./payouts.js";
+import { payouts, samePayouts } from "./payouts.js";
 
 describe("payouts", () => {
   it("rounds each royalty down and gives the seller the rest, so the amounts add up to the price", () => {
@@ -36,5 +36,18 @@ describe("payouts", () => {
     const [royalty, rest] = payouts(price, "s", [{ recipientId: "a", basisPoints: 1 }]);
     expect(royalty?.amountCents).toBe(price / 10_000n);
     expect(rest?.amountCents).toBe(price - price / 10_000n);
+  });
+});
+
+describe("samePayouts", () => {
+  const list = payouts(1_001n, "seller", [{ recipientId: "artist", basisPoints: 333 }]);
+  it("holds for the same parties, amounts and kinds in the same order only", () => {
+    expect(samePayouts(list, payouts(1_001n, "seller", [{ recipientId: "artist", basisPoints: 333 }]))).toBe(true);
+    expect(samePayouts(list, [...list].reverse())).toBe(false);
+    expect(samePayouts(list, list.slice(1))).toBe(false);
+    expect(samePayouts(list, payouts(1_001n, "other", [{ recipientId: "artist", basisPoints: 333 }]))).toBe(false);
+    expect(samePayouts(list, payouts(1_001n, "seller", [{ recipientId: "artist", basisPoints: 400 }]))).toBe(false);
+    expect(samePayouts(list, list.map((p) => ({ ...p, kind: "Royalty" as const })))).toBe(false);
+    expect(samePayouts([], [])).toBe(true);
   });
 });

@@ -38,14 +38,29 @@ export type ArtworkCommand =
       readonly newOwnerId: string;
     }
   | { readonly type: "BurnArtwork"; readonly artworkId: string; readonly actorId: string }
-  | {
+  | ({
       /** A purchase taking the artwork: only the purchase process manager sends it. */
       readonly type: "SellArtwork";
-      readonly artworkId: string;
-      readonly purchaseId: string;
-      readonly buyerId: string;
-      readonly priceCents: bigint;
-    };
+      /**
+       * The payouts the purchase made room for in the payees' wallets (see `quoteSale`): the sale is refused unless
+       * it pays exactly these, so that every payout of a sale can be credited.
+       */
+      readonly payouts: readonly Payout[];
+    } & SaleRequest);
+
+/** A purchase's request to buy an artwork: what `quoteSale` prices and `SellArtwork` carries out. */
+export interface SaleRequest {
+  readonly artworkId: string;
+  readonly purchaseId: string;
+  readonly buyerId: string;
+  readonly priceCents: bigint;
+}
+
+/** What selling an artwork to a purchase would do now: who sells it, and who receives what of the price. */
+export interface SaleQuote {
+  readonly sellerId: string;
+  readonly payouts: readonly Payout[];
+}
 
 /** Why a party receives part of a sale's price. */
 export type PayoutKind = "SaleProceeds" | "Royalty";

@@ -1,11 +1,13 @@
 import { assertNever } from "../assert-never.js";
+import { samePayouts } from "../artwork/payouts.js";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
 import type { PurchaseCommand, PurchaseEvent, PurchaseStage, PurchaseState, PurchaseStep } from "./types.js";
 
 /** The steps that may follow each stage. */
 const nextSteps: Readonly<Record<PurchaseStage, readonly PurchaseStep["type"][]>> = {
   Started: ["PurchaseFundsReserved", "PurchaseFailed"],
-  FundsReserved: ["PurchaseArtworkTaken", "PurchaseCompensating"],
+  FundsReserved: ["PurchasePayoutsQuoted", "PurchaseCompensating"],
+  PayoutsQuoted: ["PurchasePayoutsQuoted", "PurchaseArtworkTaken", "PurchaseCompensating"],
   ArtworkTaken: ["PurchaseCompleted"],
   Compensating: ["PurchaseFailed"],
   Completed: [],
@@ -18,7 +20,8 @@ const nextSteps: Readonly<Record<PurchaseStage, readonly PurchaseStep["type"][]>
  * - `StartPurchase`: `AlreadyExistsError` when the purchase exists; `InvalidCommand` for an empty id or a
  *   non-positive price; otherwise `PurchaseStarted`.
  * - `RecordStep`: `NotFoundError` before the start; `RuleViolation` when the step does not follow the current
- *   stage (see the life of a purchase on `PurchaseEvent`); otherwise the step itself.
+ *   stage (see the life of a purchase on `PurchaseEvent`), or when the artwork is recorded taken with payouts
+ *   other than the quoted ones (room was made for those only); otherwise the step itself.
  */
 export function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[] {
   switch (command.type) {
@@ -38,7 +41,13 @@ export function decide(command: PurchaseCommand, state: PurchaseState): Purchase
           `purchase ${command.purchaseId} is ${state.status}; ${command.event.type} cannot follow`,
         );
       }
-      return [command.event];
+      const step = command.event;
+      if (step.type === "PurchaseArtworkTaken" && !samePayouts(step.payouts, state.payouts)) {
+        throw new RuleViolation(
+          `purchase ${command.purchaseId} made room for the payouts it quoted; the artwork was taken with others`,
+        );
+      }
+      return [step];
     }
     default:
       return assertNever(command);

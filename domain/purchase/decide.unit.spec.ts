@@ -13,6 +13,7 @@ const payouts = [
   { recipientId: "ann", amountCents: 50n, kind: "Royalty" as const },
   { recipientId: "sam", amountCents: 450n, kind: "SaleProceeds" as const },
 ];
+const quoted: PurchaseStep = { type: "PurchasePayoutsQuoted", sellerId: "sam", payouts };
 const taken: PurchaseStep = { type: "PurchaseArtworkTaken", sellerId: "sam", payouts };
 const completed: PurchaseStep = { type: "PurchaseCompleted" };
 const compensating: PurchaseStep = { type: "PurchaseCompensating", reason: "not listed" };
@@ -48,9 +49,10 @@ describe("StartPurchase", () => {
 describe("RecordStep", () => {
   it("follows the life of a completed purchase", () => {
     given([started]).when(record(reserved)).then([reserved]);
-    given([started, reserved]).when(record(taken)).then([taken]);
-    given([started, reserved, taken]).when(record(completed)).then([completed]);
-    given([started, reserved, taken]).when(record(completed)).thenState({
+    given([started, reserved]).when(record(quoted)).then([quoted]);
+    given([started, reserved, quoted]).when(record(taken)).then([taken]);
+    given([started, reserved, quoted, taken]).when(record(completed)).then([completed]);
+    given([started, reserved, quoted, taken]).when(record(completed)).thenState({
       status: "Completed",
       artworkId: "a-1",
       buyerId: "bob",
@@ -77,14 +79,56 @@ describe("RecordStep", () => {
     });
   });
 
+  it("keeps the quoted payouts from the quote on, quotes again, and gives up after it when a payout has no room", () => {
+    given([started, reserved]).when(record(quoted)).thenState({
+      status: "PayoutsQuoted",
+      artworkId: "a-1",
+      buyerId: "bob",
+      buyerWalletId: "w-bob",
+      priceCents: 500n,
+      sellerId: "sam",
+      payouts,
+      reason: "",
+    });
+    const requoted: PurchaseStep = { type: "PurchasePayoutsQuoted", sellerId: "sue", payouts: [{ recipientId: "sue", amountCents: 500n, kind: "SaleProceeds" }] };
+    given([started, reserved, quoted]).when(record(requoted)).then([requoted]);
+    given([started, reserved, quoted, requoted])
+      .when(record({ type: "PurchaseArtworkTaken", sellerId: "sue", payouts: [{ recipientId: "sue", amountCents: 500n, kind: "SaleProceeds" }] }))
+      .thenState({
+        status: "ArtworkTaken",
+        artworkId: "a-1",
+        buyerId: "bob",
+        buyerWalletId: "w-bob",
+        priceCents: 500n,
+        sellerId: "sue",
+        payouts: [{ recipientId: "sue", amountCents: 500n, kind: "SaleProceeds" }],
+        reason: "",
+      });
+    const noRoom: PurchaseStep = { type: "PurchaseCompensating", reason: "a payout could not be credited" };
+    given([started, reserved, quoted]).when(record(noRoom)).then([noRoom]);
+    given([started, reserved, quoted, noRoom]).when(record(failed)).then([failed]);
+  });
+
+  it("refuses the artwork taken with payouts other than the quoted ones: room was made for those only", () => {
+    const otherwise: PurchaseStep = { type: "PurchaseArtworkTaken", sellerId: "sam", payouts: [{ recipientId: "sam", amountCents: 500n, kind: "SaleProceeds" }] };
+    given([started, reserved, quoted])
+      .when(record(otherwise))
+      .thenThrows(RuleViolation, "purchase p-1 made room for the payouts it quoted; the artwork was taken with others");
+  });
+
   it.each<[PurchaseEvent[], PurchaseStep]>([
     [[started], taken],
+    [[started], quoted],
     [[started], completed],
+    [[started, reserved], taken],
     [[started, reserved], failed],
-    [[started, reserved, taken], compensating],
-    [[started, reserved, taken, completed], failed],
+    [[started, reserved, quoted], failed],
+    [[started, reserved, quoted], completed],
+    [[started, reserved, quoted, taken], compensating],
+    [[started, reserved, quoted, taken, completed], failed],
     [[started, failed], reserved],
     [[started, reserved, compensating], taken],
+    [[started, reserved, compensating], quoted],
   ])("refuses a step that does not follow (%#)", (history, step) => {
     given(history).when(record(step)).thenThrows(RuleViolation, "cannot follow");
   });

@@ -6,6 +6,7 @@ export const initialState: PurchaseState = { status: "Empty" };
 /** The stage each recorded step leads to. */
 export const stageAfter: Readonly<Record<Exclude<PurchaseEvent["type"], "PurchaseStarted">, PurchaseStage>> = {
   PurchaseFundsReserved: "FundsReserved",
+  PurchasePayoutsQuoted: "PayoutsQuoted",
   PurchaseArtworkTaken: "ArtworkTaken",
   PurchaseCompleted: "Completed",
   PurchaseCompensating: "Compensating",
@@ -25,6 +26,7 @@ export function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseStat
   if (state.status === "Empty") return state;
   const stage = stageAfter[event.type];
   switch (event.type) {
+    case "PurchasePayoutsQuoted":
     case "PurchaseArtworkTaken":
       return {
         ...state,

@@ -22,9 +22,11 @@ export type PurchaseStep = Exclude<PurchaseEvent, { type: "PurchaseStarted" }>;
  * What happened to a purchase. STORAGE CONTRACT: these events are persisted and replayed forever; rename or
  * retype nothing, add only optional data, and keep the proto messages that carry them in step.
  *
- * The life of a purchase: Started → FundsReserved → ArtworkTaken → Completed; Started → Failed (the price could
- * not be reserved); FundsReserved → Compensating → Failed (the artwork could not be taken; the reservation is
- * released in between).
+ * The life of a purchase: Started → FundsReserved → PayoutsQuoted (→ PayoutsQuoted again when the artwork changed
+ * hands or split before it could be taken) → ArtworkTaken → Completed; Started → Failed
+ * (the price could not be reserved); FundsReserved → Compensating → Failed (the artwork is not for sale to the
+ * buyer at the price); PayoutsQuoted → Compensating → Failed (a payee's wallet has no room for its payout, or the
+ * artwork could not be taken; the room made in the payees' wallets and the reservation are given back in between).
  */
 export type PurchaseEvent =
   | {
@@ -35,13 +37,26 @@ export type PurchaseEvent =
       readonly priceCents: bigint;
     }
   | { readonly type: "PurchaseFundsReserved" }
+  /**
+   * The payouts a sale of the artwork would make (see `quoteSale`), recorded before any room is made for them in the
+   * payees' wallets so that every attempt makes room for, and gives back, the same ones. A later quote replaces
+   * the payouts; the room made for earlier ones is given back when the purchase ends.
+   */
+  | { readonly type: "PurchasePayoutsQuoted"; readonly sellerId: string; readonly payouts: readonly Payout[] }
   | { readonly type: "PurchaseArtworkTaken"; readonly sellerId: string; readonly payouts: readonly Payout[] }
   | { readonly type: "PurchaseCompleted" }
   | { readonly type: "PurchaseCompensating"; readonly reason: string }
   | { readonly type: "PurchaseFailed"; readonly reason: string };
 
 /** Where a purchase stands; `Completed` and `Failed` are final. */
-export type PurchaseStage = "Started" | "FundsReserved" | "ArtworkTaken" | "Completed" | "Compensating" | "Failed";
+export type PurchaseStage =
+  | "Started"
+  | "FundsReserved"
+  | "PayoutsQuoted"
+  | "ArtworkTaken"
+  | "Completed"
+  | "Compensating"
+  | "Failed";
 
 /** A purchase folded from its events. Plain JSON-able data plus bigints. */
 export type PurchaseState =
@@ -52,8 +67,9 @@ export type PurchaseState =
       readonly buyerId: string;
       readonly buyerWalletId: string;
       readonly priceCents: bigint;
-      /** Set once the artwork is taken. */
+      /** Set once the sale is quoted: the quote's, then the sale's (whose payouts are the quoted ones). */
       readonly sellerId: string | null;
+      /** The quoted payouts; room was made for them in the payees' wallets from PayoutsQuoted on. */
       readonly payouts: readonly Payout[];
       /** Why it is compensating or failed; empty otherwise. */
       readonly reason: string;

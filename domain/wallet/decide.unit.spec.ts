@@ -368,3 +368,136 @@ describe("ReceivePayment", () => {
     given([opened(), deposited(maxBalanceCents)]).when(pay(1n)).thenThrows(RuleViolation, "above the maximum");
   });
 });
+
+describe("payments a purchase expects to make", () => {
+  const max = maxBalanceCents;
+  const expectPayment = (amountCents: bigint, purchaseId = "p-1"): WalletCommand => ({ type: "ExpectPayment", walletId, purchaseId, amountCents });
+  const cancel = (purchaseId = "p-1"): WalletCommand => ({ type: "CancelExpectedPayment", walletId, purchaseId });
+  const pay = (amountCents: bigint, purchaseId = "p-1"): WalletCommand => ({
+    type: "ReceivePayment",
+    walletId,
+    purchaseId,
+    artworkId: "a-1",
+    amountCents,
+    kind: "SaleProceeds",
+  });
+  const expected = (amountCents: bigint, purchaseId = "p-1"): WalletEvent => ({ type: "PaymentExpected", purchaseId, amountCents });
+  const cancelled = (amountCents: bigint, purchaseId = "p-1"): WalletEvent => ({
+    type: "ExpectedPaymentCancelled",
+    purchaseId,
+    amountCents,
+  });
+  const paid = (amountCents: bigint, purchaseId = "p-1"): WalletEvent => ({
+    type: "PaymentReceived",
+    purchaseId,
+    artworkId: "a-1",
+    amountCents,
+    kind: "SaleProceeds",
+  });
+  const withExpected = (
+    balanceCents: bigint,
+    expectedCents: bigint,
+    expectedPayments: NonNullable<Extract<WalletState, { status: "Open" }>["expectedPayments"]>,
+  ): WalletState => ({ ...openState(balanceCents, 0n, {}), expectedCents, expectedPayments } as WalletState);
+
+  describe("ExpectPayment", () => {
+    it("makes room for a payment that fits under the ceiling", () => {
+      given([opened(), deposited(max - 100n)]).when(expectPayment(100n)).then([expected(100n)]);
+      given([opened(), deposited(5n)])
+        .when(expectPayment(100n))
+        .thenState(withExpected(5n, 100n, { "p-1": { amountCents: 100n, receivedCents: 0n, status: "Expected" } }));
+    });
+
+    it("refuses a payment the balance has no room for, saying by how much", () => {
+      given([opened(), deposited(max - 10n)])
+        .when(expectPayment(100n))
+        .thenThrows(
+          RuleViolation,
+          `payment of 100 for purchase p-1 would take the balance of wallet w-1 to ${max + 90n}, above the maximum ${max}`,
+        );
+    });
+
+    it("counts the room other purchases made", () => {
+      given([opened(), deposited(max - 150n), expected(100n, "p-0")])
+        .when(expectPayment(100n))
+        .thenThrows(RuleViolation, `to ${max - 50n} with 100 more expected from purchases, above the maximum`);
+      given([opened(), deposited(max - 200n), expected(100n, "p-0")]).when(expectPayment(100n)).then([expected(100n)]);
+    });
+
+    it("opens the wallet of the party whose id it has when there is none", () => {
+      given([]).when(expectPayment(100n)).then([opened(walletId), expected(100n)]);
+    });
+
+    it("is a no-op when repeated with the same amount, and refused once closed", () => {
+      given([opened(), expected(100n)]).when(expectPayment(100n)).thenNothing();
+      given([opened(), expected(100n), cancelled(100n)])
+        .when(expectPayment(100n))
+        .thenThrows(RuleViolation, "the payment wallet w-1 expected from purchase p-1 was cancelled; a purchase makes room once");
+      given([opened(), expected(100n), paid(100n)]).when(expectPayment(100n)).thenThrows(RuleViolation, "was received");
+    });
+
+    it("resizes the room with another amount, before any of it was received", () => {
+      given([opened(), deposited(max - 200n), expected(100n)]).when(expectPayment(200n)).then([expected(200n)]);
+      given([opened(), deposited(max - 200n), expected(100n)])
+        .when(expectPayment(30n))
+        .thenState(withExpected(max - 200n, 30n, { "p-1": { amountCents: 30n, receivedCents: 0n, status: "Expected" } }));
+      given([opened(), deposited(max - 200n), expected(100n)])
+        .when(expectPayment(201n))
+        .thenThrows(RuleViolation, `payment of 201 for purchase p-1 would take the balance of wallet w-1 to ${max + 1n}, above`);
+      given([opened(), expected(100n), paid(40n)])
+        .when(expectPayment(90n))
+        .thenThrows(RuleViolation, "wallet w-1 has received 40 of the 100 expected from purchase p-1; requested 90");
+    });
+
+    it("refuses an empty purchase id and a non-positive amount", () => {
+      given([opened()]).when(expectPayment(100n, "")).thenThrows(InvalidCommand, "an expected payment needs a purchase id");
+      given([opened()]).when(expectPayment(0n)).thenThrows(InvalidCommand, "expected payment amount must be positive");
+    });
+  });
+
+  describe("the room made", () => {
+    it("is kept from deposits", () => {
+      given([opened(), deposited(max - 150n), expected(100n)])
+        .when(deposit(51n))
+        .thenThrows(
+          RuleViolation,
+          `deposit of 51 would take the balance of wallet w-1 to ${max - 99n} with 100 more expected from purchases, above the maximum ${max}`,
+        );
+      given([opened(), deposited(max - 150n), expected(100n)]).when(deposit(50n)).then([deposited(50n)]);
+    });
+
+    it("takes the payment it was made for, whatever else arrived meanwhile", () => {
+      given([opened(), deposited(max - 150n), expected(100n), deposited(50n)]).when(pay(100n)).then([paid(100n)]);
+      given([opened(), deposited(max - 150n), expected(100n), deposited(50n)])
+        .when(pay(100n))
+        .thenState(withExpected(max, 0n, { "p-1": { amountCents: 100n, receivedCents: 100n, status: "Received" } }));
+    });
+
+    it("is filled by each payment of its purchase in turn, and by no other purchase's", () => {
+      given([opened(), expected(150n), paid(50n)])
+        .when(pay(100n))
+        .thenState(withExpected(150n, 0n, { "p-1": { amountCents: 150n, receivedCents: 150n, status: "Received" } }));
+      given([opened(), deposited(max - 150n), expected(100n)])
+        .when(pay(51n, "p-2"))
+        .thenThrows(RuleViolation, "with 100 more expected from purchases, above the maximum");
+    });
+
+    it("lets a payment beyond it through only as far as the ceiling has room for the rest", () => {
+      given([opened(), deposited(max - 100n), expected(100n)]).when(pay(101n)).thenThrows(RuleViolation, "above the maximum");
+    });
+  });
+
+  describe("CancelExpectedPayment", () => {
+    it("gives the room back with the amount still expected", () => {
+      given([opened(), expected(150n), paid(50n)]).when(cancel()).then([cancelled(100n)]);
+      given([opened(), deposited(max - 100n), expected(100n), cancelled(100n)]).when(deposit(100n)).then([deposited(100n)]);
+    });
+
+    it("cancels nothing when no room was made, none is left, or the wallet was never opened", () => {
+      given([opened()]).when(cancel()).thenNothing();
+      given([opened(), expected(100n), cancelled(100n)]).when(cancel()).thenNothing();
+      given([opened(), expected(100n), paid(100n)]).when(cancel()).thenNothing();
+      given([]).when(cancel()).thenNothing();
+    });
+  });
+});

@@ -1,4 +1,4 @@
-import type { Reservation, WalletEvent, WalletState } from "./types.js";
+import type { ExpectedPayment, Reservation, WalletEvent, WalletState } from "./types.js";
 
 /** The state of a wallet before its first event: not opened. */
 export const initialState: WalletState = { status: "Empty" };
@@ -8,6 +8,7 @@ export const initialState: WalletState = { status: "Empty" };
  * reservations record is rebuilt with spread. An event that does not fit the state (anything before
  * `WalletOpened`, a second open) leaves the state unchanged; `decide` never produces such a sequence. Release
  * lowers `reservedCents`; settle lowers both `reservedCents` and `balanceCents` (the money leaves the wallet).
+ * A payment a purchase made room for fills that room first: what it takes of it leaves `expectedCents`.
  */
 export function evolve(state: WalletState, event: WalletEvent): WalletState {
   if (state.status === "Empty") {
@@ -32,7 +33,22 @@ export function evolve(state: WalletState, event: WalletEvent): WalletState {
         }),
       };
     case "PaymentReceived":
-      return { ...state, balanceCents: state.balanceCents + event.amountCents };
+      return receive({ ...state, balanceCents: state.balanceCents + event.amountCents }, event.purchaseId, event.amountCents);
+    case "PaymentExpected": {
+      // A second one for the purchase resizes its room (decide allows that before any of it is received).
+      const earlier = findExpected(state, event.purchaseId);
+      const held = earlier?.status === "Expected" ? earlier.amountCents - earlier.receivedCents : 0n;
+      return withExpected(state, event.purchaseId, event.amountCents - held, {
+        amountCents: event.amountCents,
+        receivedCents: 0n,
+        status: "Expected",
+      });
+    }
+    case "ExpectedPaymentCancelled": {
+      const expected = findExpected(state, event.purchaseId);
+      if (expected === undefined) return state;
+      return withExpected(state, event.purchaseId, -event.amountCents, { ...expected, status: "Cancelled" });
+    }
     case "ReservationReleased":
       return {
         ...state,
@@ -56,6 +72,33 @@ export function evolve(state: WalletState, event: WalletEvent): WalletState {
       // An unknown event type (a newer writer) is ignored rather than thrown on: evolve is total.
       return state;
   }
+}
+
+type OpenWallet = Extract<WalletState, { status: "Open" }>;
+
+/** Fills the room `purchaseId` made with what it paid, up to what it expected; unchanged when it made none. */
+function receive(state: OpenWallet, purchaseId: string, amountCents: bigint): OpenWallet {
+  const expected = findExpected(state, purchaseId);
+  if (expected?.status !== "Expected") return state;
+  const due = expected.amountCents - expected.receivedCents;
+  const filled = amountCents < due ? amountCents : due;
+  const receivedCents = expected.receivedCents + filled;
+  const status = receivedCents === expected.amountCents ? "Received" : "Expected";
+  return withExpected(state, purchaseId, -filled, { ...expected, receivedCents, status });
+}
+
+function findExpected(state: OpenWallet, purchaseId: string): ExpectedPayment | undefined {
+  const payments = state.expectedPayments;
+  return payments !== undefined && Object.hasOwn(payments, purchaseId) ? payments[purchaseId] : undefined;
+}
+
+/** Records `payment` under `purchaseId` and moves `expectedCents` by `deltaCents`. */
+function withExpected(state: OpenWallet, purchaseId: string, deltaCents: bigint, payment: ExpectedPayment): OpenWallet {
+  return {
+    ...state,
+    expectedCents: (state.expectedCents ?? 0n) + deltaCents,
+    expectedPayments: { ...state.expectedPayments, [purchaseId]: payment },
+  };
 }
 
 // A computed key defines an own property even for "__proto__", so the record stays plain data.

@@ -50,4 +50,24 @@ describe("evolve", () => {
     const open = fold([{ type: "WalletOpened", ownerId: "u-1" }]);
     expect(evolve(open, { type: "WalletOpened", ownerId: "u-2" })).toBe(open);
   });
+
+  it("folds room made for payments, and the payments that fill it, into a state that had none (an older snapshot)", () => {
+    const older: WalletState = { status: "Open", ownerId: "u-1", balanceCents: 10n, reservedCents: 0n, reservations: {} };
+    const events: WalletEvent[] = [
+      { type: "PaymentExpected", purchaseId: "p-1", amountCents: 150n },
+      { type: "PaymentExpected", purchaseId: "p-2", amountCents: 40n },
+      { type: "PaymentReceived", purchaseId: "p-1", artworkId: "a-1", amountCents: 50n, kind: "Royalty" },
+      { type: "ExpectedPaymentCancelled", purchaseId: "p-2", amountCents: 40n },
+      { type: "PaymentReceived", purchaseId: "p-1", artworkId: "a-1", amountCents: 100n, kind: "SaleProceeds" },
+    ];
+    expect(events.reduce(evolve, older)).toStrictEqual({
+      ...older,
+      balanceCents: 160n,
+      expectedCents: 0n,
+      expectedPayments: {
+        "p-1": { amountCents: 150n, receivedCents: 150n, status: "Received" },
+        "p-2": { amountCents: 40n, receivedCents: 0n, status: "Cancelled" },
+      },
+    });
+  });
 });

@@ -44,6 +44,23 @@ export type WalletCommand =
       readonly artworkId: string;
       readonly amountCents: bigint;
       readonly kind: PayoutKind;
+    }
+  | {
+      /**
+       * A purchase making room for its payment to a party before it takes the artwork, so that the payment can
+       * always be credited: the amount counts towards the balance ceiling until the payment arrives or the purchase
+       * cancels it. Opens the wallet (owner = its id) when it does not exist yet, as the payment would.
+       */
+      readonly type: "ExpectPayment";
+      readonly walletId: string;
+      readonly purchaseId: string;
+      readonly amountCents: bigint;
+    }
+  | {
+      /** A purchase that failed giving back the room it made for its payment. */
+      readonly type: "CancelExpectedPayment";
+      readonly walletId: string;
+      readonly purchaseId: string;
     };
 
 /**
@@ -70,7 +87,14 @@ export type WalletEvent =
       readonly kind: PayoutKind;
     }
   | { readonly type: "ReservationReleased"; readonly reservationId: string; readonly amountCents: bigint }
-  | { readonly type: "ReservationSettled"; readonly reservationId: string; readonly amountCents: bigint };
+  | { readonly type: "ReservationSettled"; readonly reservationId: string; readonly amountCents: bigint }
+  /**
+   * Room made for a purchase's payments, all it will pay into the wallet: the balance may not grow into it
+   * otherwise. A later one for the same purchase, before any of it was received, replaces it (a new quote).
+   */
+  | { readonly type: "PaymentExpected"; readonly purchaseId: string; readonly amountCents: bigint }
+  /** The room a failed purchase had made, given back: the amount still expected when it was cancelled. */
+  | { readonly type: "ExpectedPaymentCancelled"; readonly purchaseId: string; readonly amountCents: bigint };
 
 /**
  * Funds held under one reservation id. `Held` counts towards `reservedCents`; `Released` (returned to the available
@@ -84,9 +108,25 @@ export interface Reservation {
 }
 
 /**
+ * Room a purchase made in a wallet for its payments to it (one purchase may pay a party twice: a royalty and the
+ * proceeds). `Expected` counts `amountCents - receivedCents` towards `expectedCents`; `Received` (all of it
+ * arrived) and `Cancelled` are closed for good, and are kept so that a purchase makes room once.
+ */
+export interface ExpectedPayment {
+  readonly amountCents: bigint;
+  readonly receivedCents: bigint;
+  readonly status: "Expected" | "Received" | "Cancelled";
+}
+
+/**
  * A wallet folded from its events. `balanceCents` is everything in the wallet, reserved funds included;
  * `reservedCents` is the sum of the held reservations; the available funds are `balanceCents - reservedCents`.
  * `reservations` is a plain record keyed by reservation id (never a Map), so the state snapshots as JSON.
+ *
+ * `expectedCents` is what purchases that made room in the wallet have still to pay into it, and
+ * `expectedPayments` those purchases' records, keyed by purchase id. Both are absent until a payment is first
+ * expected (and in snapshots taken before expected payments existed): absent means none. The balance ceiling
+ * holds `balanceCents + expectedCents`, so that every expected payment fits when it arrives.
  */
 export type WalletState =
   | { readonly status: "Empty" }
@@ -96,4 +136,6 @@ export type WalletState =
       readonly balanceCents: bigint;
       readonly reservedCents: bigint;
       readonly reservations: Readonly<Record<string, Reservation>>;
+      readonly expectedCents?: bigint;
+      readonly expectedPayments?: Readonly<Record<string, ExpectedPayment>>;
     };

@@ -231,6 +231,7 @@ async function kvCheckpoint(kv: KV): Promise<number> {
 const purchaseStates: Readonly<Record<PurchaseStage, PurchaseState>> = {
   Started: PurchaseState.STARTED,
   FundsReserved: PurchaseState.FUNDS_RESERVED,
+  PayoutsQuoted: PurchaseState.PAYOUTS_QUOTED,
   ArtworkTaken: PurchaseState.ARTWORK_TAKEN,
   Completed: PurchaseState.COMPLETED,
   Compensating: PurchaseState.COMPENSATING,

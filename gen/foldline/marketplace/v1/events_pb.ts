@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file foldline/marketplace/v1/events.proto.
  */
 export const file_foldline_marketplace_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiRmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9ldmVudHMucHJvdG8SF2ZvbGRsaW5lLm1hcmtldHBsYWNlLnYxIjoKDFJveWFsdHlTaGFyZRIUCgxyZWNpcGllbnRfaWQYASABKAkSFAoMYmFzaXNfcG9pbnRzGAIgASgNIoUBCg1BcnR3b3JrTWludGVkEhEKCWFydGlzdF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIUCgxjb250ZW50X2hhc2gYAyABKAkSPAoNcm95YWx0eV9zcGxpdBgEIAMoCzIlLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlJveWFsdHlTaGFyZSJTChNSb3lhbHR5U3BsaXRDaGFuZ2VkEjwKDXJveWFsdHlfc3BsaXQYASADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUiJAoNQXJ0d29ya0xpc3RlZBITCgtwcmljZV9jZW50cxgBIAEoAyIRCg9BcnR3b3JrRGVsaXN0ZWQiQgoUT3duZXJzaGlwVHJhbnNmZXJyZWQSFQoNZnJvbV9vd25lcl9pZBgBIAEoCRITCgt0b19vd25lcl9pZBgCIAEoCSKOAQoLQXJ0d29ya1NvbGQSEwoLcHVyY2hhc2VfaWQYASABKAkSEQoJc2VsbGVyX2lkGAIgASgJEhAKCGJ1eWVyX2lkGAMgASgJEhMKC3ByaWNlX2NlbnRzGAQgASgDEjAKB3BheW91dHMYBSADKAsyHy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXQiZwoGUGF5b3V0EhQKDHJlY2lwaWVudF9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMSMQoEa2luZBgDIAEoDjIjLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dEtpbmQiDwoNQXJ0d29ya0J1cm5lZCIgCgxXYWxsZXRPcGVuZWQSEAoIb3duZXJfaWQYASABKAkiJgoORnVuZHNEZXBvc2l0ZWQSFAoMYW1vdW50X2NlbnRzGAEgASgDIiYKDkZ1bmRzV2l0aGRyYXduEhQKDGFtb3VudF9jZW50cxgBIAEoAyJSCg1GdW5kc1Jlc2VydmVkEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEhQKDGFtb3VudF9jZW50cxgCIAEoAxITCgtwdXJjaGFzZV9pZBgDIAEoCSKDAQoPUGF5bWVudFJlY2VpdmVkEhMKC3B1cmNoYXNlX2lkGAEgASgJEhIKCmFydHdvcmtfaWQYAiABKAkSFAoMYW1vdW50X2NlbnRzGAMgASgDEjEKBGtpbmQYBCABKA4yIy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXRLaW5kIkMKE1Jlc2VydmF0aW9uUmVsZWFzZWQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDIkIKElJlc2VydmF0aW9uU2V0dGxlZBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMiZQoPUHVyY2hhc2VTdGFydGVkEhIKCmFydHdvcmtfaWQYASABKAkSEAoIYnV5ZXJfaWQYAiABKAkSFwoPYnV5ZXJfd2FsbGV0X2lkGAMgASgJEhMKC3ByaWNlX2NlbnRzGAQgASgDIhcKFVB1cmNoYXNlRnVuZHNSZXNlcnZlZCJbChRQdXJjaGFzZUFydHdvcmtUYWtlbhIRCglzZWxsZXJfaWQYASABKAkSMAoHcGF5b3V0cxgCIAMoCzIfLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dCITChFQdXJjaGFzZUNvbXBsZXRlZCImChRQdXJjaGFzZUNvbXBlbnNhdGluZxIOCgZyZWFzb24YASABKAkiIAoOUHVyY2hhc2VGYWlsZWQSDgoGcmVhc29uGAEgASgJKmEKClBheW91dEtpbmQSGwoXUEFZT1VUX0tJTkRfVU5TUEVDSUZJRUQQABIdChlQQVlPVVRfS0lORF9TQUxFX1BST0NFRURTEAESFwoTUEFZT1VUX0tJTkRfUk9ZQUxUWRACYgZwcm90bzM");
+  fileDesc("CiRmb2xkbGluZS9tYXJrZXRwbGFjZS92MS9ldmVudHMucHJvdG8SF2ZvbGRsaW5lLm1hcmtldHBsYWNlLnYxIjoKDFJveWFsdHlTaGFyZRIUCgxyZWNpcGllbnRfaWQYASABKAkSFAoMYmFzaXNfcG9pbnRzGAIgASgNIoUBCg1BcnR3b3JrTWludGVkEhEKCWFydGlzdF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIUCgxjb250ZW50X2hhc2gYAyABKAkSPAoNcm95YWx0eV9zcGxpdBgEIAMoCzIlLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlJveWFsdHlTaGFyZSJTChNSb3lhbHR5U3BsaXRDaGFuZ2VkEjwKDXJveWFsdHlfc3BsaXQYASADKAsyJS5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Sb3lhbHR5U2hhcmUiJAoNQXJ0d29ya0xpc3RlZBITCgtwcmljZV9jZW50cxgBIAEoAyIRCg9BcnR3b3JrRGVsaXN0ZWQiQgoUT3duZXJzaGlwVHJhbnNmZXJyZWQSFQoNZnJvbV9vd25lcl9pZBgBIAEoCRITCgt0b19vd25lcl9pZBgCIAEoCSKOAQoLQXJ0d29ya1NvbGQSEwoLcHVyY2hhc2VfaWQYASABKAkSEQoJc2VsbGVyX2lkGAIgASgJEhAKCGJ1eWVyX2lkGAMgASgJEhMKC3ByaWNlX2NlbnRzGAQgASgDEjAKB3BheW91dHMYBSADKAsyHy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXQiZwoGUGF5b3V0EhQKDHJlY2lwaWVudF9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMSMQoEa2luZBgDIAEoDjIjLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlBheW91dEtpbmQiDwoNQXJ0d29ya0J1cm5lZCIgCgxXYWxsZXRPcGVuZWQSEAoIb3duZXJfaWQYASABKAkiJgoORnVuZHNEZXBvc2l0ZWQSFAoMYW1vdW50X2NlbnRzGAEgASgDIiYKDkZ1bmRzV2l0aGRyYXduEhQKDGFtb3VudF9jZW50cxgBIAEoAyJSCg1GdW5kc1Jlc2VydmVkEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEhQKDGFtb3VudF9jZW50cxgCIAEoAxITCgtwdXJjaGFzZV9pZBgDIAEoCSKDAQoPUGF5bWVudFJlY2VpdmVkEhMKC3B1cmNoYXNlX2lkGAEgASgJEhIKCmFydHdvcmtfaWQYAiABKAkSFAoMYW1vdW50X2NlbnRzGAMgASgDEjEKBGtpbmQYBCABKA4yIy5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QYXlvdXRLaW5kIjwKD1BheW1lbnRFeHBlY3RlZBITCgtwdXJjaGFzZV9pZBgBIAEoCRIUCgxhbW91bnRfY2VudHMYAiABKAMiRQoYRXhwZWN0ZWRQYXltZW50Q2FuY2VsbGVkEhMKC3B1cmNoYXNlX2lkGAEgASgJEhQKDGFtb3VudF9jZW50cxgCIAEoAyJDChNSZXNlcnZhdGlvblJlbGVhc2VkEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEhQKDGFtb3VudF9jZW50cxgCIAEoAyJCChJSZXNlcnZhdGlvblNldHRsZWQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSFAoMYW1vdW50X2NlbnRzGAIgASgDImUKD1B1cmNoYXNlU3RhcnRlZBISCgphcnR3b3JrX2lkGAEgASgJEhAKCGJ1eWVyX2lkGAIgASgJEhcKD2J1eWVyX3dhbGxldF9pZBgDIAEoCRITCgtwcmljZV9jZW50cxgEIAEoAyIXChVQdXJjaGFzZUZ1bmRzUmVzZXJ2ZWQiXAoVUHVyY2hhc2VQYXlvdXRzUXVvdGVkEhEKCXNlbGxlcl9pZBgBIAEoCRIwCgdwYXlvdXRzGAIgAygLMh8uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUGF5b3V0IlsKFFB1cmNoYXNlQXJ0d29ya1Rha2VuEhEKCXNlbGxlcl9pZBgBIAEoCRIwCgdwYXlvdXRzGAIgAygLMh8uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUGF5b3V0IhMKEVB1cmNoYXNlQ29tcGxldGVkIiYKFFB1cmNoYXNlQ29tcGVuc2F0aW5nEg4KBnJlYXNvbhgBIAEoCSIgCg5QdXJjaGFzZUZhaWxlZBIOCgZyZWFzb24YASABKAkqYQoKUGF5b3V0S2luZBIbChdQQVlPVVRfS0lORF9VTlNQRUNJRklFRBAAEh0KGVBBWU9VVF9LSU5EX1NBTEVfUFJPQ0VFRFMQARIXChNQQVlPVVRfS0lORF9ST1lBTFRZEAJiBnByb3RvMw");
 
 /**
  * RoyaltyShare is one recipient's cut of every sale.
@@ -403,6 +403,65 @@ export const PaymentReceivedSchema: GenMessage<PaymentReceived> = /*@__PURE__*/
   messageDesc(file_foldline_marketplace_v1_events, 13);
 
 /**
+ * PaymentExpected makes room in the wallet for a purchase's payment to it, before the purchase takes the
+ * artwork: until the payment arrives or the purchase cancels it, the balance plus every payment expected stays at
+ * or below the int64 maximum, so deposits cannot take that room and the payment can always be credited. Like the
+ * payment, the first one opens the wallet (WalletOpened, owner = the wallet's id, in the same commit). A purchase's
+ * payments (PaymentReceived with its purchase_id) fill its room, up to amount_cents. A later PaymentExpected of the
+ * same purchase, before any of its payments arrived, replaces the room (the purchase quoted its sale again).
+ *
+ * @generated from message foldline.marketplace.v1.PaymentExpected
+ */
+export type PaymentExpected = Message<"foldline.marketplace.v1.PaymentExpected"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * Cents, > 0: everything the purchase will pay into this wallet (a party may receive a royalty and the
+   * proceeds).
+   *
+   * @generated from field: int64 amount_cents = 2;
+   */
+  amountCents: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PaymentExpected.
+ * Use `create(PaymentExpectedSchema)` to create a new message.
+ */
+export const PaymentExpectedSchema: GenMessage<PaymentExpected> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 14);
+
+/**
+ * ExpectedPaymentCancelled gives back what is left of the room a purchase made: when the purchase fails, or when
+ * its sale does not pay this wallet after all (the purchase quoted its sale again).
+ *
+ * @generated from message foldline.marketplace.v1.ExpectedPaymentCancelled
+ */
+export type ExpectedPaymentCancelled = Message<"foldline.marketplace.v1.ExpectedPaymentCancelled"> & {
+  /**
+   * @generated from field: string purchase_id = 1;
+   */
+  purchaseId: string;
+
+  /**
+   * Cents: the room given back, what was still expected.
+   *
+   * @generated from field: int64 amount_cents = 2;
+   */
+  amountCents: bigint;
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.ExpectedPaymentCancelled.
+ * Use `create(ExpectedPaymentCancelledSchema)` to create a new message.
+ */
+export const ExpectedPaymentCancelledSchema: GenMessage<ExpectedPaymentCancelled> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 15);
+
+/**
  * ReservationReleased returns reserved money to the available balance.
  *
  * @generated from message foldline.marketplace.v1.ReservationReleased
@@ -426,7 +485,7 @@ export type ReservationReleased = Message<"foldline.marketplace.v1.ReservationRe
  * Use `create(ReservationReleasedSchema)` to create a new message.
  */
 export const ReservationReleasedSchema: GenMessage<ReservationReleased> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 14);
+  messageDesc(file_foldline_marketplace_v1_events, 16);
 
 /**
  * ReservationSettled pays reserved money out: it leaves the balance.
@@ -452,13 +511,14 @@ export type ReservationSettled = Message<"foldline.marketplace.v1.ReservationSet
  * Use `create(ReservationSettledSchema)` to create a new message.
  */
 export const ReservationSettledSchema: GenMessage<ReservationSettled> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 15);
+  messageDesc(file_foldline_marketplace_v1_events, 17);
 
 /**
  * PurchaseStarted opens a purchase (stream `ev.purchase.<purchase id>`): the buyer offers the listing's price
  * for the artwork, paid from the buyer's wallet. The purchase process manager takes it from there: it reserves
- * the price, takes the artwork, settles the reservation and pays the seller and the royalty recipients, or
- * releases the reservation when the artwork cannot be taken.
+ * the price, quotes the sale's payouts, makes room for each in its payee's wallet, takes the artwork, settles the
+ * reservation and pays the seller and the royalty recipients; or, when the artwork cannot be taken or a payee's
+ * wallet has no room, gives back the room made and the reservation.
  *
  * @generated from message foldline.marketplace.v1.PurchaseStarted
  */
@@ -495,7 +555,7 @@ export type PurchaseStarted = Message<"foldline.marketplace.v1.PurchaseStarted">
  * Use `create(PurchaseStartedSchema)` to create a new message.
  */
 export const PurchaseStartedSchema: GenMessage<PurchaseStarted> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 16);
+  messageDesc(file_foldline_marketplace_v1_events, 18);
 
 /**
  * PurchaseFundsReserved records that the price is held in the buyer's wallet under the purchase's id.
@@ -510,10 +570,39 @@ export type PurchaseFundsReserved = Message<"foldline.marketplace.v1.PurchaseFun
  * Use `create(PurchaseFundsReservedSchema)` to create a new message.
  */
 export const PurchaseFundsReservedSchema: GenMessage<PurchaseFundsReserved> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 17);
+  messageDesc(file_foldline_marketplace_v1_events, 19);
 
 /**
- * PurchaseArtworkTaken records that the artwork passed to the buyer (ArtworkSold), with the payouts still to make.
+ * PurchasePayoutsQuoted records the payouts a sale of the artwork would make, before room is made for them in the
+ * payees' wallets (PaymentExpected): the next step makes room for exactly these, and takes the artwork only if its
+ * sale pays exactly these.
+ *
+ * @generated from message foldline.marketplace.v1.PurchasePayoutsQuoted
+ */
+export type PurchasePayoutsQuoted = Message<"foldline.marketplace.v1.PurchasePayoutsQuoted"> & {
+  /**
+   * The owner who would sell it.
+   *
+   * @generated from field: string seller_id = 1;
+   */
+  sellerId: string;
+
+  /**
+   * @generated from field: repeated foldline.marketplace.v1.Payout payouts = 2;
+   */
+  payouts: Payout[];
+};
+
+/**
+ * Describes the message foldline.marketplace.v1.PurchasePayoutsQuoted.
+ * Use `create(PurchasePayoutsQuotedSchema)` to create a new message.
+ */
+export const PurchasePayoutsQuotedSchema: GenMessage<PurchasePayoutsQuoted> = /*@__PURE__*/
+  messageDesc(file_foldline_marketplace_v1_events, 20);
+
+/**
+ * PurchaseArtworkTaken records that the artwork passed to the buyer (ArtworkSold), with the payouts still to make:
+ * the quoted ones, for which every payee's wallet has room.
  *
  * @generated from message foldline.marketplace.v1.PurchaseArtworkTaken
  */
@@ -534,7 +623,7 @@ export type PurchaseArtworkTaken = Message<"foldline.marketplace.v1.PurchaseArtw
  * Use `create(PurchaseArtworkTakenSchema)` to create a new message.
  */
 export const PurchaseArtworkTakenSchema: GenMessage<PurchaseArtworkTaken> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 18);
+  messageDesc(file_foldline_marketplace_v1_events, 21);
 
 /**
  * PurchaseCompleted is terminal: the reservation is settled and every payout was made.
@@ -549,11 +638,12 @@ export type PurchaseCompleted = Message<"foldline.marketplace.v1.PurchaseComplet
  * Use `create(PurchaseCompletedSchema)` to create a new message.
  */
 export const PurchaseCompletedSchema: GenMessage<PurchaseCompleted> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 19);
+  messageDesc(file_foldline_marketplace_v1_events, 22);
 
 /**
- * PurchaseCompensating records that the artwork could not be taken after the price was reserved; the
- * reservation is released next, then the purchase fails.
+ * PurchaseCompensating records that the artwork could not be taken after the price was reserved (it is not for
+ * sale at the price, or a payee's wallet has no room for its payout); the room made in the payees' wallets and
+ * the reservation are given back next, then the purchase fails.
  *
  * @generated from message foldline.marketplace.v1.PurchaseCompensating
  */
@@ -571,7 +661,7 @@ export type PurchaseCompensating = Message<"foldline.marketplace.v1.PurchaseComp
  * Use `create(PurchaseCompensatingSchema)` to create a new message.
  */
 export const PurchaseCompensatingSchema: GenMessage<PurchaseCompensating> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 20);
+  messageDesc(file_foldline_marketplace_v1_events, 23);
 
 /**
  * PurchaseFailed is terminal: nothing was bought and the buyer's money is available again (it was never reserved,
@@ -591,7 +681,7 @@ export type PurchaseFailed = Message<"foldline.marketplace.v1.PurchaseFailed"> &
  * Use `create(PurchaseFailedSchema)` to create a new message.
  */
 export const PurchaseFailedSchema: GenMessage<PurchaseFailed> = /*@__PURE__*/
-  messageDesc(file_foldline_marketplace_v1_events, 21);
+  messageDesc(file_foldline_marketplace_v1_events, 24);
 
 /**
  * PayoutKind says why a party is paid.

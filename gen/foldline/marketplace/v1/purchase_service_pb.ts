@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { CommandMetadata, CommandResult } from "./command_pb.js";
 import { file_foldline_marketplace_v1_command } from "./command_pb.js";
-import type { PurchaseArtworkTaken, PurchaseCompensating, PurchaseCompleted, PurchaseFailed, PurchaseFundsReserved, PurchaseStarted } from "./events_pb.js";
+import type { PurchaseArtworkTaken, PurchaseCompensating, PurchaseCompleted, PurchaseFailed, PurchaseFundsReserved, PurchasePayoutsQuoted, PurchaseStarted } from "./events_pb.js";
 import { file_foldline_marketplace_v1_events } from "./events_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file foldline/marketplace/v1/purchase_service.proto.
  */
 export const file_foldline_marketplace_v1_purchase_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci5mb2xkbGluZS9tYXJrZXRwbGFjZS92MS9wdXJjaGFzZV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSKqAwoNUHVyY2hhc2VFdmVudBI7CgdzdGFydGVkGAEgASgLMiguZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VTdGFydGVkSAASSAoOZnVuZHNfcmVzZXJ2ZWQYAiABKAsyLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QdXJjaGFzZUZ1bmRzUmVzZXJ2ZWRIABJGCg1hcnR3b3JrX3Rha2VuGAMgASgLMi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VBcnR3b3JrVGFrZW5IABI/Cgljb21wbGV0ZWQYBCABKAsyKi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QdXJjaGFzZUNvbXBsZXRlZEgAEkUKDGNvbXBlbnNhdGluZxgFIAEoCzItLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlB1cmNoYXNlQ29tcGVuc2F0aW5nSAASOQoGZmFpbGVkGAYgASgLMicuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VGYWlsZWRIAEIHCgVldmVudCK4AQoRQnV5QXJ0d29ya1JlcXVlc3QSOgoIbWV0YWRhdGEYASABKAsyKC5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Db21tYW5kTWV0YWRhdGESEwoLcHVyY2hhc2VfaWQYAiABKAkSEgoKYXJ0d29ya19pZBgDIAEoCRIQCghidXllcl9pZBgEIAEoCRIXCg9idXllcl93YWxsZXRfaWQYBSABKAkSEwoLcHJpY2VfY2VudHMYBiABKAMihAEKEkJ1eUFydHdvcmtSZXNwb25zZRI2CgZyZXN1bHQYASABKAsyJi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5Db21tYW5kUmVzdWx0EjYKBmV2ZW50cxgCIAMoCzImLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlB1cmNoYXNlRXZlbnQyeAoPUHVyY2hhc2VTZXJ2aWNlEmUKCkJ1eUFydHdvcmsSKi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5CdXlBcnR3b3JrUmVxdWVzdBorLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkJ1eUFydHdvcmtSZXNwb25zZWIGcHJvdG8z", [file_foldline_marketplace_v1_command, file_foldline_marketplace_v1_events]);
+  fileDesc("Ci5mb2xkbGluZS9tYXJrZXRwbGFjZS92MS9wdXJjaGFzZV9zZXJ2aWNlLnByb3RvEhdmb2xkbGluZS5tYXJrZXRwbGFjZS52MSL0AwoNUHVyY2hhc2VFdmVudBI7CgdzdGFydGVkGAEgASgLMiguZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VTdGFydGVkSAASSAoOZnVuZHNfcmVzZXJ2ZWQYAiABKAsyLi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QdXJjaGFzZUZ1bmRzUmVzZXJ2ZWRIABJGCg1hcnR3b3JrX3Rha2VuGAMgASgLMi0uZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VBcnR3b3JrVGFrZW5IABI/Cgljb21wbGV0ZWQYBCABKAsyKi5mb2xkbGluZS5tYXJrZXRwbGFjZS52MS5QdXJjaGFzZUNvbXBsZXRlZEgAEkUKDGNvbXBlbnNhdGluZxgFIAEoCzItLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlB1cmNoYXNlQ29tcGVuc2F0aW5nSAASOQoGZmFpbGVkGAYgASgLMicuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VGYWlsZWRIABJICg5wYXlvdXRzX3F1b3RlZBgHIAEoCzIuLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLlB1cmNoYXNlUGF5b3V0c1F1b3RlZEgAQgcKBWV2ZW50IrgBChFCdXlBcnR3b3JrUmVxdWVzdBI6CghtZXRhZGF0YRgBIAEoCzIoLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkNvbW1hbmRNZXRhZGF0YRITCgtwdXJjaGFzZV9pZBgCIAEoCRISCgphcnR3b3JrX2lkGAMgASgJEhAKCGJ1eWVyX2lkGAQgASgJEhcKD2J1eWVyX3dhbGxldF9pZBgFIAEoCRITCgtwcmljZV9jZW50cxgGIAEoAyKEAQoSQnV5QXJ0d29ya1Jlc3BvbnNlEjYKBnJlc3VsdBgBIAEoCzImLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkNvbW1hbmRSZXN1bHQSNgoGZXZlbnRzGAIgAygLMiYuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuUHVyY2hhc2VFdmVudDJ4Cg9QdXJjaGFzZVNlcnZpY2USZQoKQnV5QXJ0d29yaxIqLmZvbGRsaW5lLm1hcmtldHBsYWNlLnYxLkJ1eUFydHdvcmtSZXF1ZXN0GisuZm9sZGxpbmUubWFya2V0cGxhY2UudjEuQnV5QXJ0d29ya1Jlc3BvbnNlYgZwcm90bzM", [file_foldline_marketplace_v1_command, file_foldline_marketplace_v1_events]);
 
 /**
  * PurchaseEvent is one event a purchase command appended.
@@ -61,6 +61,12 @@ export type PurchaseEvent = Message<"foldline.marketplace.v1.PurchaseEvent"> & {
      */
     value: PurchaseFailed;
     case: "failed";
+  } | {
+    /**
+     * @generated from field: foldline.marketplace.v1.PurchasePayoutsQuoted payouts_quoted = 7;
+     */
+    value: PurchasePayoutsQuoted;
+    case: "payoutsQuoted";
   } | { case: undefined; value?: undefined };
 };
 
@@ -149,10 +155,11 @@ export const BuyArtworkResponseSchema: GenMessage<BuyArtworkResponse> = /*@__PUR
 
 /**
  * PurchaseService starts purchases (`ev.purchase.<purchase_id>`). A purchase runs on after the answer: the
- * purchase process manager reserves the price in the buyer's wallet, takes the artwork (it must still be listed
- * at the offered price, by someone other than the buyer), settles the reservation and pays the seller and each
- * royalty recipient into the wallet whose id is theirs; when the artwork cannot be taken it releases the
- * reservation and the purchase fails. QueryService.GetPurchase tells where a purchase stands.
+ * purchase process manager reserves the price in the buyer's wallet, quotes the payouts, makes room for each in
+ * the wallet of its payee (the wallet whose id is theirs), takes the artwork (it must still be listed at the
+ * offered price, by someone other than the buyer, and pay the quoted payouts), settles the reservation and pays
+ * the seller and each royalty recipient; when the artwork cannot be taken or a payee's wallet has no room for its
+ * payout it gives back the room made and the reservation, and the purchase fails. QueryService.GetPurchase tells where a purchase stands.
  *
  * Ids are 1..64 characters of [A-Za-z0-9_-]. Errors: INVALID_ARGUMENT for a malformed request, ALREADY_EXISTS
  * for a purchase id already used (or a command id reused with a different request), UNAVAILABLE when NATS does
