@@ -1,6 +1,6 @@
 // `npm run projector`: a worker running a projector per read model for the NATS servers named by NATS_URL, until
-// SIGINT/SIGTERM. Workers sharing a read-model file elect one writer through a lease; the others stand by. The
-// writer also answers the admin requests (status, rebuild, diff) on NATS.
+// SIGINT, SIGTERM or SIGHUP. Workers sharing a read-model file elect one writer through a lease; the others stand by.
+// The writer also answers the admin requests (status, rebuild, diff) on NATS.
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -19,11 +19,13 @@ import { createProjectionHost, type ProjectionHost } from "./projections/project
 import { openReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
+import { exitOnceLogged, firstStopSignal } from "./process-lifecycle.js";
 import { ConfigError, loadStreamsConfig } from "./streams/config.js";
 import { openStreams } from "./streams/open-streams.js";
 import { leasesBucket } from "./streams/topology.js";
 
 const log = pino({ name: "foldline-projector" });
+const stopRequested = firstStopSignal(log, "stopping");
 
 async function main(): Promise<void> {
   const streamsConfig = loadStreamsConfig();
@@ -75,8 +77,7 @@ async function main(): Promise<void> {
   let lost: (() => void) | undefined;
   lease.onLost(() => lost?.());
 
-  const stop = (signal: NodeJS.Signals): void => {
-    log.info({ signal }, "stopping");
+  const stop = (): void => {
     stopping.abort();
     void (async () => {
       await responder?.close();
@@ -86,11 +87,10 @@ async function main(): Promise<void> {
       db.close();
       await streams.close();
       log.info({ projectors: host?.projectors().map((p) => p.status()) }, "stopped");
-      process.exit(0);
+      exitOnceLogged(log, 0);
     })();
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  void stopRequested.then(stop);
 
   // Stand by until the lease is ours, project until it is lost, stand by again.
   while (!stopping.signal.aborted) {
