@@ -5,6 +5,7 @@ import { startApp, type App } from "./app.js";
 import { loadCommandsConfig, type CommandsConfig } from "./commands/config.js";
 import { loadProjectionsConfig, type ProjectionsConfig } from "./projections/config.js";
 import { exitOnceLogged, firstStopSignal } from "./process-lifecycle.js";
+import { lockDataDir, type DataDirLock } from "./streams/data-dir-lock.js";
 import { loadStreamsConfig, type StreamsConfig } from "./streams/config.js";
 
 const log = pino({ name: "foldline" });
@@ -19,6 +20,15 @@ interface Config {
 function loadConfig(): Config {
   const streams = loadStreamsConfig();
   return { streams, commands: loadCommandsConfig(), projections: loadProjectionsConfig(streams.dataDir) };
+}
+
+/**
+ * The lock of DATA_DIR when this process keeps state there: the embedded nats-server's store, or the read models
+ * of its own projectors. Without either (NATS_URL set, PROJECTORS=separate) several may share the folder.
+ */
+function lockWhatIsOurs(config: Config): DataDirLock | undefined {
+  const ownsDataDir = config.streams.natsUrl === undefined || config.projections.embedded;
+  return ownsDataDir ? lockDataDir(config.streams.dataDir) : undefined;
 }
 
 async function logUp(app: App, config: Config): Promise<void> {
@@ -41,17 +51,28 @@ async function logUp(app: App, config: Config): Promise<void> {
 /** Starts, runs until a stop signal, stops; answers the exit code. Throws only when it could not start. */
 async function main(): Promise<number> {
   const config = loadConfig();
-  const app = await startApp(config, log);
-  await logUp(app, config).catch(async (err: unknown) => {
-    await app.close();
+  // Before anything else: a second foldline on this folder must not touch the first one's server or files.
+  const lock = lockWhatIsOurs(config);
+  let app: App;
+  try {
+    app = await startApp(config, log);
+    await logUp(app, config).catch(async (err: unknown) => {
+      await app.close();
+      throw err;
+    });
+  } catch (err) {
+    lock?.release();
     throw err;
-  });
+  }
   await stopRequested;
   try {
     await app.close();
   } catch (err) {
     log.error({ err }, "stop failed");
     return 1;
+  } finally {
+    // Only now: the embedded server has stopped, so the next start cannot meet it still running.
+    lock?.release();
   }
   log.info("stopped");
   return 0;

@@ -16,7 +16,8 @@ export interface NatsServerOptions {
   readonly logFile?: string;
   /**
    * The server writes its pid here. A server still running under the pid found there at start (left behind when
-   * its parent was killed outright) is stopped first, so that two servers never share one store.
+   * its parent was killed outright) is stopped first, so that two servers never share one store. That server must
+   * be a leftover, never a live foldline's: callers hold the store's lock first (see `lockDataDir`).
    */
   readonly pidFile?: string;
   /**
