@@ -20,7 +20,7 @@ import { purchaseProcess } from "./projections/processes/purchase-process.js";
 import { startReactor, type Reactor } from "./projections/reactor.js";
 import { registerQueries } from "./projections/read-models/query-service.js";
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
-import { createReadModelReader } from "./projections/read-model-reader.js";
+import { createReadModelReader, type ReadModelReader } from "./projections/read-model-reader.js";
 import { createSqlRunner, type SqlRunner } from "./projections/sql/sql-runner.js";
 import { registerSql } from "./projections/sql/sql-service.js";
 import { createKvProjector, type KvProjector } from "./projections/kv-projector.js";
@@ -54,22 +54,38 @@ export interface App extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts foldline; on any failure closes what it opened and rethrows. */
+/**
+ * Starts foldline; on any failure stops what it started (projectors, process managers, the pipeline, the stream
+ * layer and an embedded nats-server) and rethrows, so that nothing keeps running or logging behind the error.
+ */
 export async function startApp(
   config: { streams: StreamsConfig; commands: CommandsConfig; projections: ProjectionsConfig },
   log: Logger,
 ): Promise<App> {
   const streams = await openStreams(config.streams, [marketplaceBucket]);
+  // What has started so far, stopped by `stopStarted` when start-up fails and by `close` after the server.
   let db: ReadModelDb | undefined;
   let host: ProjectionHost | undefined;
   let sqlRunner: SqlRunner | undefined;
+  let pipeline: CommandPipeline | undefined;
+  let reader: ReadModelReader | undefined;
+  const kvProjectors: KvProjector[] = [];
+  const reactors: Reactor[] = [];
+  const stopStarted = async (): Promise<void> => {
+    await sqlRunner?.close();
+    // Before the pipeline: a reaction cut short leaves its commit after the checkpoint, for the next leader.
+    await Promise.all(reactors.map((r) => r.stop()));
+    await pipeline?.close();
+    await Promise.all([host?.stop(), ...kvProjectors.map((p) => p.stop())]);
+    reader?.close();
+    db?.close();
+    await streams.close();
+  };
   try {
     const js = jetstream(streams.nc, { timeout: config.streams.timeoutMs });
     const kvm = new Kvm(js);
     const c = config.commands;
-    const pipeline = await openCommandPipeline(streams, kvm, c, log);
-    const kvProjectors: KvProjector[] = [];
-    const reactors: Reactor[] = [];
+    const commands = (pipeline = await openCommandPipeline(streams, kvm, c, log));
     if (config.projections.embedded) {
       mkdirSync(dirname(config.projections.databaseFile), { recursive: true });
       db = openReadModelDb(config.projections.databaseFile);
@@ -85,7 +101,6 @@ export async function startApp(
       });
       host.start();
     }
-    const readModelDb = db;
     const marketplaceKv = await kvm.open(marketplaceBucket.name);
     if (config.projections.embedded) {
       const kvProjector = createKvProjector({
@@ -107,11 +122,11 @@ export async function startApp(
     // Process managers issue commands through this process's pipeline, one process at a time (a lease each).
     if (config.projections.embedded) {
       reactors.push(
-        await startReactor({ kvm, store: streams.store, reaction: purchaseProcess({ store: streams.store, pipeline }), ttlMs: config.projections.leaseTtlMs, log }),
+        await startReactor({ kvm, store: streams.store, reaction: purchaseProcess({ store: streams.store, pipeline: commands }), ttlMs: config.projections.leaseTtlMs, log }),
       );
     }
     const projectionHost = host;
-    const reader = createReadModelReader({
+    const queries = (reader = createReadModelReader({
       file: config.projections.databaseFile,
       // An in-process projector says when it gets there; for one elsewhere the reader polls the checkpoint.
       ...(projectionHost === undefined
@@ -125,7 +140,7 @@ export async function startApp(
                 }, Math.min(5, timeoutMs));
               }),
           }),
-    });
+    }));
     // Admin requests are answered here when the projectors run here, by the projector worker over NATS otherwise.
     const admin =
       projectionHost ?? createNatsProjectionAdmin(streams.nc, { statusTimeoutMs: config.streams.timeoutMs });
@@ -136,8 +151,8 @@ export async function startApp(
     const server = await createApiServer({
       routes: (router) => {
         health.register(router);
-        registerMarketplace(router, { pipeline, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
-        registerQueries(router, reader, marketplaceKv);
+        registerMarketplace(router, { pipeline: commands, log, maxInFlightPerStream: c.maxInFlightPerStream, shutdown: shutdown.signal });
+        registerQueries(router, queries, marketplaceKv);
         registerSql(router, sql);
         registerAdmin(router, admin);
       },
@@ -171,19 +186,12 @@ export async function startApp(
       (closing ??= (async () => {
         writes.stop();
         await server.close();
-        await sql.close();
-        // Before the pipeline: a reaction cut short leaves its commit after the checkpoint, for the next leader.
-        await Promise.all(reactors.map((r) => r.stop()));
-        await pipeline.close();
-        await Promise.all([projectionHost?.stop(), ...kvProjectors.map((p) => p.stop())]);
-        reader.close();
-        readModelDb?.close();
-        await streams.close();
+        await stopStarted();
       })());
     return {
       url: server.url,
       streams,
-      pipeline,
+      pipeline: commands,
       server,
       get projectors() {
         return projectionHost?.projectors() ?? [];
@@ -195,10 +203,9 @@ export async function startApp(
       [Symbol.asyncDispose]: close,
     };
   } catch (err) {
-    await sqlRunner?.close();
-    await host?.stop();
-    db?.close();
-    await streams.close();
+    await stopStarted().catch((stopErr: unknown) => {
+      log.error({ err: stopErr }, "could not stop what had started");
+    });
     throw err;
   }
 }

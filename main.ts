@@ -1,16 +1,37 @@
-// `npm start`: runs foldline on its embedded default (or on the NATS servers named by NATS_URL) until SIGINT/SIGTERM.
+// `npm start`: runs foldline on its embedded default (or on the NATS servers named by NATS_URL) until SIGINT, SIGTERM
+// or SIGHUP, then stops gracefully. A failure to start stops what was started and exits with 1.
 import { pino } from "pino";
-import { startApp } from "./app.js";
-import { loadCommandsConfig } from "./commands/config.js";
-import { loadProjectionsConfig } from "./projections/config.js";
-import { loadStreamsConfig } from "./streams/config.js";
+import { startApp, type App } from "./app.js";
+import { loadCommandsConfig, type CommandsConfig } from "./commands/config.js";
+import { loadProjectionsConfig, type ProjectionsConfig } from "./projections/config.js";
+import { exitOnceLogged, firstStopSignal } from "./process-lifecycle.js";
+import { lockDataDir, type DataDirLock } from "./streams/data-dir-lock.js";
+import { loadStreamsConfig, type StreamsConfig } from "./streams/config.js";
 
 const log = pino({ name: "foldline" });
+const stopRequested = firstStopSignal(log, "stopping: finishing the commands in flight");
 
-async function main(): Promise<void> {
+interface Config {
+  readonly streams: StreamsConfig;
+  readonly commands: CommandsConfig;
+  readonly projections: ProjectionsConfig;
+}
+
+function loadConfig(): Config {
   const streams = loadStreamsConfig();
-  const config = { streams, commands: loadCommandsConfig(), projections: loadProjectionsConfig(streams.dataDir) };
-  const app = await startApp(config, log);
+  return { streams, commands: loadCommandsConfig(), projections: loadProjectionsConfig(streams.dataDir) };
+}
+
+/**
+ * The lock of DATA_DIR when this process keeps state there: the embedded nats-server's store, or the read models
+ * of its own projectors. Without either (NATS_URL set, PROJECTORS=separate) several may share the folder.
+ */
+function lockWhatIsOurs(config: Config): DataDirLock | undefined {
+  const ownsDataDir = config.streams.natsUrl === undefined || config.projections.embedded;
+  return ownsDataDir ? lockDataDir(config.streams.dataDir) : undefined;
+}
+
+async function logUp(app: App, config: Config): Promise<void> {
   for (const change of app.streams.changes) log.info(change, "topology changed");
   log.info(
     {
@@ -25,28 +46,44 @@ async function main(): Promise<void> {
     },
     "foldline is up",
   );
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "stopping: finishing the commands in flight");
-    app.close().then(
-      () => {
-        log.info("stopped");
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, "stop failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
 }
 
-main().catch((err: unknown) => {
-  log.fatal({ err }, "foldline could not start");
-  process.exitCode = 1;
-});
+/** Starts, runs until a stop signal, stops; answers the exit code. Throws only when it could not start. */
+async function main(): Promise<number> {
+  const config = loadConfig();
+  // Before anything else: a second foldline on this folder must not touch the first one's server or files.
+  const lock = lockWhatIsOurs(config);
+  let app: App;
+  try {
+    app = await startApp(config, log);
+    await logUp(app, config).catch(async (err: unknown) => {
+      await app.close();
+      throw err;
+    });
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+  await stopRequested;
+  try {
+    await app.close();
+  } catch (err) {
+    log.error({ err }, "stop failed");
+    return 1;
+  } finally {
+    // Only now: the embedded server has stopped, so the next start cannot meet it still running.
+    lock?.release();
+  }
+  log.info("stopped");
+  return 0;
+}
+
+main().then(
+  (code) => {
+    exitOnceLogged(log, code);
+  },
+  (err: unknown) => {
+    log.fatal({ err }, "foldline could not start");
+    exitOnceLogged(log, 1);
+  },
+);

@@ -173,6 +173,9 @@ export function createReactor(options: ReactorOptions): Reactor {
       session.abort();
     };
     leader.addEventListener("abort", endSession, { once: true });
+    // A stop that came during the reads above fired before the listener was there: end the session now, or it
+    // would follow the stream forever and its stop would never return.
+    if (leader.aborted) endSession();
     const signal = session.signal;
     let fatal: Error | undefined;
     const fail = (err: unknown): void => {

@@ -16,9 +16,16 @@ export interface NatsServerOptions {
   readonly logFile?: string;
   /**
    * The server writes its pid here. A server still running under the pid found there at start (left behind when
-   * its parent was killed outright) is stopped first, so that two servers never share one store.
+   * its parent was killed outright) is stopped first, so that two servers never share one store. That server must
+   * be a leftover, never a live foldline's: callers hold the store's lock first (see `lockDataDir`).
    */
   readonly pidFile?: string;
+  /**
+   * Runs the server in a process group of its own (default false), out of reach of a Ctrl-C in the terminal: its
+   * owner stops it once it has finished its own work, instead of the server quitting under it. A server so started
+   * outlives an owner killed outright; `pidFile` lets the next start stop it.
+   */
+  readonly ownProcessGroup?: boolean;
   /** How long to wait for the server to report ready (default 20 s). */
   readonly readyTimeoutMs?: number;
 }
@@ -71,7 +78,10 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     await stopLeftover(options.pidFile);
     args.push("-P", options.pidFile);
   }
-  const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(natsServerBinary(), args, {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: options.ownProcessGroup === true,
+  });
   const log = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" });
   const tail: string[] = [];
   let port = 0;

@@ -28,8 +28,9 @@ export interface OpenStreams extends AsyncDisposable {
 
 /**
  * Brings the stream layer up: starts an embedded nats-server when `config.natsUrl` is unset (store in
- * `<dataDir>/nats`, log in `<dataDir>/nats-server.log`, a free loopback port; a server left behind by a
- * killed predecessor is stopped first), connects, checks the server,
+ * `<dataDir>/nats`, log in `<dataDir>/nats-server.log`, a free loopback port, a process group of its own; a server
+ * left behind by a killed predecessor is stopped first, so the caller must hold the data directory's lock,
+ * `lockDataDir`), connects, checks the server,
  * applies the topology (the event stream, the engine's buckets and `extraBuckets`), checks the stream in effect,
  * and proves optimistic concurrency on a probe stream. Any failure closes what was opened and rethrows.
  */
@@ -49,6 +50,8 @@ export async function openStreams(
         storeDir: join(config.dataDir, "nats"),
         logFile: join(config.dataDir, "nats-server.log"),
         pidFile: join(config.dataDir, "nats-server.pid"),
+        // Stopped by this process after its own shutdown, not by the terminal's Ctrl-C before it.
+        ownProcessGroup: true,
       });
     }
     const url = config.natsUrl ?? embedded?.url ?? "";
