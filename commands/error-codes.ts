@@ -11,6 +11,7 @@ import {
   UnknownProjection,
 } from "../projections/errors.js";
 import { UnavailableError } from "../streams/errors.js";
+import { capMessage, maxMessageChars } from "./bounded-text.js";
 import {
   CommandConflict,
   CommandIdReused,
@@ -29,9 +30,18 @@ const domainCodes = {
 
 /**
  * The one place where errors become transport codes. Known errors keep their message, which says what was
- * wrong; anything else is logged with its cause and answered as `Internal` with no detail from inside.
+ * wrong, cut to {@link capMessage}'s bound (a ConnectError raised elsewhere keeps its code and is cut too); anything
+ * else is logged with its cause and answered as `Internal` with no detail from inside.
  */
 export function toConnectError(err: unknown, log: Logger): ConnectError {
+  const known = knownConnectError(err);
+  if (known !== undefined) return known.rawMessage.length > maxMessageChars ? capped(known) : known;
+  log.error({ err }, "command failed unexpectedly");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+/** The ConnectError for an error whose meaning is known, or undefined. */
+function knownConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) return new ConnectError(err.message, domainCodes[err.kind]);
   if (err instanceof InvalidRequest) return new ConnectError(err.message, Code.InvalidArgument);
@@ -46,8 +56,14 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
   if (err instanceof ProjectionBusy) return new ConnectError(err.message, Code.FailedPrecondition);
   if (err instanceof RebuildFailed) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof NoProjectorHost) return new ConnectError(err.message, Code.Unavailable);
-  log.error({ err }, "command failed unexpectedly");
-  return new ConnectError("internal error", Code.Internal);
+  return undefined;
+}
+
+/** `err` with its message cut to the bound, code, metadata and details kept. */
+function capped(err: ConnectError): ConnectError {
+  const out = new ConnectError(capMessage(err.rawMessage), err.code, err.metadata, undefined, err.cause);
+  out.details = err.details;
+  return out;
 }
 
 /**
