@@ -12,8 +12,9 @@ import {
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { guardHandlers } from "./request-guard.js";
 
 /** Certificate and private key, PEM, for serving HTTPS (HTTP/2 and HTTP/1.1 chosen by ALPN). */
 export interface ApiServerTls {
@@ -83,6 +84,10 @@ const maxConcurrentStreams = 1000;
 // Longer than the 60 s idle timeout of the usual load balancers, so that they, not we, close idle connections
 // and never send a request down a connection we are closing.
 const keepAliveTimeoutMs = 65_000;
+// Request encodings accepted (those connect-node accepts by default); the request guard decompresses with them too.
+const compressions = [compressionGzip, compressionBrotli];
+// Connect JSON is read strictly: an unknown or misspelt field is refused, never dropped.
+const jsonOptions = { ignoreUnknownFields: false };
 // TCP keepalive probes find clients that vanished without a word (a crashed host, a dropped NAT mapping).
 const tcpKeepAliveDelayMs = 30_000;
 // After the last answer of a drain, HTTP/2 sessions get this long to close by themselves before they are closed.
@@ -99,6 +104,9 @@ type ServerResponse = http.ServerResponse | http2.Http2ServerResponse;
  * HTTP/2 server (h2c with prior knowledge), anything else to an HTTP/1.1 server; with `tls`, ALPN chooses
  * (`h2`, `http/1.1`). HTTP/1.1 has no h2c upgrade: HTTP/2 clients must use prior knowledge.
  *
+ * Every request message is checked before the library decodes it (request-guard.ts): one that cannot be decoded
+ * is INVALID_ARGUMENT, and Connect JSON refuses unknown fields.
+ *
  * The server's shutdown signal is not linked into every handler's `context.signal`: that would cancel the
  * downstream work of unary calls in the middle of the drain that is there to let them finish. Errors of single
  * connections (resets, malformed requests, TLS handshake failures) are logged at debug and never thrown.
@@ -113,10 +121,15 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   setMaxListeners(0, shutdown.signal);
   const contextValues = (): ContextValues => createContextValues().set(shutdownSignalKey, shutdown.signal);
   const handler = connectNodeAdapter({
-    routes: options.routes,
+    routes: (router) => {
+      options.routes(router);
+      guardHandlers(router.handlers, { readMaxBytes: maxMessageBytes, compressions, jsonOptions, log });
+    },
     interceptors: [...(options.interceptors ?? [])],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
+    acceptCompression: compressions,
+    jsonOptions,
     contextValues,
   });
 
@@ -379,3 +392,4 @@ function routeByFirstBytes(socket: net.Socket, { h1, h2, undecided, log }: Http1
   socket.once("timeout", onTimeout);
   socket.setTimeout(firstBytesTimeoutMs);
 }
+

@@ -19,6 +19,7 @@ import {
   ExpectedVersionMismatch,
   InvalidRequest,
   ShuttingDown,
+  UndecodableRequest,
 } from "./errors.js";
 
 const domainCodes = {
@@ -44,7 +45,7 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
 function knownConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) return new ConnectError(err.message, domainCodes[err.kind]);
-  if (err instanceof InvalidRequest) return new ConnectError(err.message, Code.InvalidArgument);
+  if (err instanceof InvalidRequest || err instanceof UndecodableRequest) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof CommandIdReused) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ExpectedVersionMismatch) return new ConnectError(err.message, Code.FailedPrecondition);
   if (err instanceof CommandConflict || err instanceof CommandInProgress) return new ConnectError(err.message, Code.Aborted);
