@@ -33,10 +33,16 @@ const domainCodes = {
  * The one place where errors become transport codes. Known errors keep their message, which says what was
  * wrong, cut to {@link capMessage}'s bound (a ConnectError raised elsewhere keeps its code and is cut too); anything
  * else is logged with its cause and answered as `Internal` with no detail from inside.
+ *
+ * `signal` is the call's: once it is aborted the caller has gone (cancelled, reset the stream, or ran out of
+ * time), and an unknown error is most likely the failure to answer it, such as writing to a stream the client
+ * reset. That is the client's doing: logged at debug, and answered (to nobody) `Canceled`, or `DeadlineExceeded`
+ * when the deadline was the reason.
  */
-export function toConnectError(err: unknown, log: Logger): ConnectError {
+export function toConnectError(err: unknown, log: Logger, signal?: AbortSignal): ConnectError {
   const known = knownConnectError(err);
   if (known !== undefined) return known.rawMessage.length > maxMessageChars ? capped(known) : known;
+  if (signal?.aborted === true) return callEnded(err, signal.reason, log);
   log.error({ err }, "command failed unexpectedly");
   return new ConnectError("internal error", Code.Internal);
 }
@@ -67,9 +73,18 @@ function capped(err: ConnectError): ConnectError {
   return out;
 }
 
+/** The answer for a call whose caller has gone; `reason` is why its signal was aborted. */
+function callEnded(err: unknown, reason: unknown, log: Logger): ConnectError {
+  log.debug({ err }, "call ended early: the client went away or its deadline passed");
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) {
+    return new ConnectError("the call's deadline passed", Code.DeadlineExceeded);
+  }
+  return new ConnectError("the call was cancelled", Code.Canceled);
+}
+
 /**
  * An interceptor that maps every error a handler throws, on unary calls and inside streamed responses, through
- * {@link toConnectError}.
+ * {@link toConnectError}, with the call's signal (so that a client that went away is no error in the log).
  */
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
@@ -77,7 +92,7 @@ export function errorInterceptor(log: Logger): Interceptor {
     try {
       res = await next(req);
     } catch (err) {
-      throw toConnectError(err, log);
+      throw toConnectError(err, log, req.signal);
     }
     if (!res.stream) return res;
     const messages = res.message;
@@ -87,7 +102,7 @@ export function errorInterceptor(log: Logger): Interceptor {
         try {
           yield* messages;
         } catch (err) {
-          throw toConnectError(err, log);
+          throw toConnectError(err, log, req.signal);
         }
       })(),
     };

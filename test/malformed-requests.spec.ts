@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import * as http2 from "node:http2";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -241,6 +242,25 @@ describe("echoed input", () => {
       expect(err?.rawMessage.length).toBeLessThanOrEqual(1_100);
     }
     expect(failures[2]?.rawMessage).toMatch(/^from_month must be a month as YYYY-MM, got "x{10,}…" \(200000 characters\)$/);
+  });
+});
+
+describe("a client that cancels an Execute stream", () => {
+  it("is no error in the log", async () => {
+    const errorsBefore = errorLogs().length;
+    for (let i = 0; i < 5; i++) {
+      const session = http2.connect(bed.app.url);
+      session.on("error", () => undefined);
+      const stream = session.request({ ":method": "POST", ":path": execute, ...grpc, te: "trailers" });
+      stream.on("error", () => undefined);
+      for (let k = 0; k < 20; k++) stream.write(envelope(executeBytes()));
+      await sleep(i * 3);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await sleep(50);
+      session.destroy();
+    }
+    await sleep(300);
+    expect(errorLogs().slice(errorsBefore)).toEqual([]);
   });
 });
 
