@@ -28,6 +28,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "../gen/grpc/health/v1/health_pb.js";
+import { connectError, grpcStatus, openRawSession, type RawAnswer } from "../test/harness/raw-http2.js";
 import { createApiServer, shutdownSignalKey, type ApiServer, type ApiServerOptions } from "./api-server.js";
 import { createHealthService, type HealthService } from "./health.js";
 
@@ -523,3 +524,41 @@ describe("bad clients", { timeout: 15_000 }, () => {
     expect((await client.check({})).status).toBe(ServingStatus.SERVING);
   });
 });
+
+describe("unknown methods", { timeout: 15_000 }, () => {
+  const call = async (url: string, path: string, contentType: string): Promise<RawAnswer> => {
+    const session = await openRawSession(url);
+    cleanups.push(() => session.close());
+    return session.call(path, { "content-type": contentType }, Buffer.alloc(5));
+  };
+
+  it("answers gRPC and gRPC-Web with HTTP 200 and grpc-status 12 (UNIMPLEMENTED)", async () => {
+    const { server } = await start();
+    for (const type of ["application/grpc", "application/grpc+proto", "application/grpc-web+proto"]) {
+      const answer = await call(server.url, "/no.such.v1.Service/Method", type);
+      expect(answer.status, type).toBe(200);
+      expect(grpcStatus(answer), type).toEqual({ code: Code.Unimplemented, message: "unknown method /no.such.v1.Service/Method" });
+    }
+    // A known service with an unknown method too.
+    expect(grpcStatus(await call(server.url, "/grpc.health.v1.Health/Nope", "application/grpc")).code).toBe(Code.Unimplemented);
+    await eventually(() => server.inFlight() === 0);
+  });
+
+  it("answers Connect with HTTP 404 and the error unimplemented", async () => {
+    const { server } = await start();
+    for (const type of ["application/proto", "application/json", "application/connect+proto"]) {
+      const answer = await call(server.url, "/no.such.v1.Service/Method", type);
+      expect(answer.status, type).toBe(404);
+      expect(connectError(answer), type).toEqual({ code: "unimplemented", message: "unknown method /no.such.v1.Service/Method" });
+    }
+  });
+
+  it("bounds the path it echoes", async () => {
+    const { server } = await start();
+    const answer = await call(server.url, `/${"x".repeat(10_000)}/Method`, "application/grpc");
+    const { code, message } = grpcStatus(answer);
+    expect(code).toBe(Code.Unimplemented);
+    expect(message).toMatch(/^unknown method \/x{90,}… \(cut at 100 of 10008 characters\)$/);
+  });
+});
+

@@ -12,8 +12,13 @@ import {
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { compressionBrotli, compressionGzip, connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { capMessage } from "./bounded-text.js";
+import { toConnectError } from "./error-codes.js";
+import { UnknownMethod } from "./errors.js";
 import { guardHandlers } from "./request-guard.js";
 
 /** Certificate and private key, PEM, for serving HTTPS (HTTP/2 and HTTP/1.1 chosen by ALPN). */
@@ -97,6 +102,8 @@ const firstBytesTimeoutMs = 10_000;
 
 type ServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type ServerResponse = http.ServerResponse | http2.Http2ServerResponse;
+// What connect-node hands its fallback: the request and response of onRequest below, typed more loosely.
+type FallbackArgs = Parameters<NonNullable<ConnectNodeAdapterOptions["fallback"]>>;
 
 /**
  * Creates a Connect server and resolves once it listens. One `connectNodeAdapter` handler serves every
@@ -105,7 +112,9 @@ type ServerResponse = http.ServerResponse | http2.Http2ServerResponse;
  * (`h2`, `http/1.1`). HTTP/1.1 has no h2c upgrade: HTTP/2 clients must use prior knowledge.
  *
  * Every request message is checked before the library decodes it (request-guard.ts): one that cannot be decoded
- * is INVALID_ARGUMENT, and Connect JSON refuses unknown fields.
+ * is INVALID_ARGUMENT, and Connect JSON refuses unknown fields. A path that names no method is UNIMPLEMENTED in
+ * the caller's protocol: HTTP 200 with `grpc-status: 12` for gRPC and gRPC-Web, HTTP 404 with the Connect error
+ * `unimplemented` otherwise.
  *
  * The server's shutdown signal is not linked into every handler's `context.signal`: that would cancel the
  * downstream work of unary calls in the middle of the drain that is there to let them finish. Errors of single
@@ -131,6 +140,9 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     acceptCompression: compressions,
     jsonOptions,
     contextValues,
+    fallback: (req, res) => {
+      answerUnknownMethod(req, res, log);
+    },
   });
 
   let inFlight = 0;
@@ -393,3 +405,33 @@ function routeByFirstBytes(socket: net.Socket, { h1, h2, undecided, log }: Http1
   socket.setTimeout(firstBytesTimeoutMs);
 }
 
+/**
+ * Answers a request for a path that names no method: gRPC and gRPC-Web clients read the status from the
+ * headers of an HTTP 200 answer (trailers-only), Connect clients from the HTTP status and a JSON error body.
+ */
+function answerUnknownMethod(req: FallbackArgs[0], res: FallbackArgs[1], log: Logger): void {
+  const path = (req.url ?? "").split("?", 1)[0] ?? "";
+  const err = toConnectError(new UnknownMethod(capMessage(path, 100)), log);
+  const type = req.headers["content-type"] ?? "";
+  if (/^application\/grpc/i.test(type)) {
+    const status = new Headers();
+    setTrailerStatus(status, err);
+    const headers = {
+      "content-type": /^application\/grpc-web/i.test(type) ? "application/grpc-web+proto" : "application/grpc+proto",
+      ...Object.fromEntries(status),
+    };
+    if ("stream" in res && !res.stream.destroyed) {
+      // One HEADERS frame that ends the stream: what gRPC calls a trailers-only answer.
+      res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      return;
+    }
+    res.writeHead(200, headers);
+    res.end();
+    return;
+  }
+  const body = errorToJsonBytes(err, {});
+  // Connect names no procedure-not-found status of its own: like connect-go's router, answer 404, which Connect
+  // clients read as unimplemented even without the body.
+  res.writeHead(404, { "content-type": "application/json", "content-length": body.byteLength });
+  res.end(body);
+}

@@ -20,6 +20,7 @@ import {
   InvalidRequest,
   ShuttingDown,
   UndecodableRequest,
+  UnknownMethod,
 } from "./errors.js";
 
 const domainCodes = {
@@ -52,6 +53,7 @@ function knownConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) return new ConnectError(err.message, domainCodes[err.kind]);
   if (err instanceof InvalidRequest || err instanceof UndecodableRequest) return new ConnectError(err.message, Code.InvalidArgument);
+  if (err instanceof UnknownMethod) return new ConnectError(err.message, Code.Unimplemented);
   if (err instanceof CommandIdReused) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ExpectedVersionMismatch) return new ConnectError(err.message, Code.FailedPrecondition);
   if (err instanceof CommandConflict || err instanceof CommandInProgress) return new ConnectError(err.message, Code.Aborted);

@@ -80,3 +80,12 @@ export class UndecodableRequest extends Error {
   }
 }
 
+/** A request for a path that names no method of any service served here. */
+export class UnknownMethod extends Error {
+  readonly kind = "unknown-method";
+  /** @param path the request's path, already bounded */
+  constructor(path: string) {
+    super(`unknown method ${path}`);
+    this.name = "UnknownMethod";
+  }
+}
