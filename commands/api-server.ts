@@ -42,6 +42,17 @@ export interface ApiServerOptions {
   readonly log: Logger;
   /** How long {@link ApiServer.close} waits for calls in flight before cutting them off (default 10 s). */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * How long a connection with no request in flight stays open (default 65 s): an HTTP/1.1 keep-alive connection
+   * between requests, an HTTP/2 session with no open stream (a GOAWAY closes it, including one that sent only
+   * its preface). Open streams keep a session, however quiet: a Watch or Execute stream waiting is not idle.
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * HTTP/2 sessions with open streams are pinged this often (default 60 s; 0: never); one that has not answered
+   * the previous ping by the next is taken for a vanished peer and closed, cutting its streams.
+   */
+  readonly keepAlivePingMs?: number;
 }
 
 /**
@@ -88,7 +99,9 @@ const maxMessageBytes = 4 * 1024 * 1024;
 const maxConcurrentStreams = 1000;
 // Longer than the 60 s idle timeout of the usual load balancers, so that they, not we, close idle connections
 // and never send a request down a connection we are closing.
-const keepAliveTimeoutMs = 65_000;
+const defaultIdleTimeoutMs = 65_000;
+// Far apart enough for any gRPC client's ping policy; finds a peer gone with streams open within two of them.
+const defaultKeepAlivePingMs = 60_000;
 // Request encodings accepted (those connect-node accepts by default); the request guard decompresses with them too.
 const compressions = [compressionGzip, compressionBrotli];
 // Connect JSON is read strictly: an unknown or misspelt field is refused, never dropped.
@@ -125,6 +138,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const { log } = options;
   const host = options.host ?? "127.0.0.1";
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs;
+  const keepAlivePingMs = options.keepAlivePingMs ?? defaultKeepAlivePingMs;
   const shutdown = new AbortController();
   // Every open stream may listen to it: that is no leak.
   setMaxListeners(0, shutdown.signal);
@@ -167,6 +182,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   };
   const onSession = (session: http2.ServerHttp2Session): void => {
     sessions.add(session);
+    superviseSession(session, { idleTimeoutMs, keepAlivePingMs, log });
     session.once("close", () => {
       sessions.delete(session);
       progress?.();
@@ -181,7 +197,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     settings: { maxConcurrentStreams },
   } satisfies http2.ServerOptions;
   const http1Options = {
-    keepAliveTimeout: keepAliveTimeoutMs,
+    keepAliveTimeout: idleTimeoutMs,
   } satisfies http.ServerOptions;
   const tcpOptions = {
     noDelay: true,
@@ -403,6 +419,64 @@ function routeByFirstBytes(socket: net.Socket, { h1, h2, undecided, log }: Http1
   socket.once("end", onEnd);
   socket.once("timeout", onTimeout);
   socket.setTimeout(firstBytesTimeoutMs);
+}
+
+/** Options of {@link superviseSession}. */
+interface SessionSupervision {
+  readonly idleTimeoutMs: number;
+  readonly keepAlivePingMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * Closes an HTTP/2 session (GOAWAY) once it has had no open stream for `idleTimeoutMs`, counted from its start
+ * and from the end of its last stream, and destroys one that has open streams but stops answering pings.
+ */
+function superviseSession(session: http2.ServerHttp2Session, { idleTimeoutMs, keepAlivePingMs, log }: SessionSupervision): void {
+  let open = 0;
+  let idle: NodeJS.Timeout | undefined;
+  let unanswered = false;
+  const gone = (): boolean => session.closed || session.destroyed;
+  const closeIdle = (): void => {
+    if (gone() || open > 0) return;
+    log.debug({ idleTimeoutMs }, "api http/2 session idle: closed");
+    // With no stream open, the session ends once its GOAWAY is out, whatever the peer does.
+    session.close();
+  };
+  const armIdle = (): void => {
+    idle = setTimeout(closeIdle, idleTimeoutMs);
+    idle.unref();
+  };
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(idle);
+    stream.once("close", () => {
+      open--;
+      if (open === 0 && !gone()) armIdle();
+    });
+  });
+  const pinger =
+    keepAlivePingMs > 0
+      ? setInterval(() => {
+          if (gone()) return;
+          if (unanswered) {
+            log.debug({ keepAlivePingMs }, "api http/2 peer stopped answering pings: closed");
+            session.destroy();
+            return;
+          }
+          if (open === 0) return;
+          unanswered = true;
+          session.ping((err) => {
+            if (err === null) unanswered = false;
+          });
+        }, keepAlivePingMs)
+      : undefined;
+  pinger?.unref();
+  armIdle();
+  session.once("close", () => {
+    clearTimeout(idle);
+    clearInterval(pinger);
+  });
 }
 
 /**
