@@ -162,6 +162,7 @@ export async function startApp(
       ...(c.tls === undefined ? {} : { tls: c.tls }),
       log,
       shutdownTimeoutMs: c.shutdownTimeoutMs,
+      idleTimeoutMs: c.idleTimeoutMs,
     });
     server.shutdownSignal.addEventListener("abort", () => {
       health.shutdown();

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -28,6 +29,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "../gen/grpc/health/v1/health_pb.js";
+import { connectError, grpcStatus, openRawSession, type RawAnswer } from "../test/harness/raw-http2.js";
 import { createApiServer, shutdownSignalKey, type ApiServer, type ApiServerOptions } from "./api-server.js";
 import { createHealthService, type HealthService } from "./health.js";
 
@@ -523,3 +525,172 @@ describe("bad clients", { timeout: 15_000 }, () => {
     expect((await client.check({})).status).toBe(ServingStatus.SERVING);
   });
 });
+
+/** Reads HTTP/2 frames (type and stream id) off a raw socket until it closes; `closed` resolves with them. */
+function h2Frames(socket: net.Socket): { readonly types: number[]; readonly closed: Promise<number[]> } {
+  const types: number[] = [];
+  let buffered = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      types.push(buffered[3] ?? -1);
+      buffered = buffered.subarray(9 + length);
+    }
+  });
+  socket.on("error", () => undefined);
+  const closed = new Promise<number[]>((resolve) => socket.once("close", () => {
+    resolve(types);
+  }));
+  return { types, closed };
+}
+
+/** A raw TCP connection to `port` that has sent `bytes`. */
+async function rawSocket(port: number, ...bytes: Buffer[]): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  cleanups.push(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  for (const b of bytes) socket.write(b);
+  return socket;
+}
+
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const frame = (type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer => {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(stream, 5);
+  return Buffer.concat([header, payload]);
+};
+/** HPACK literal header fields without indexing, new names, no Huffman: enough to open a stream by hand. */
+const hpack = (headers: Record<string, string>): Buffer =>
+  Buffer.concat(
+    Object.entries(headers).flatMap(([name, value]) => [Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]),
+  );
+const settingsFrame = frame(0x04, 0, 0);
+const goawayType = 0x07;
+const pingType = 0x06;
+
+describe("idle connections", { timeout: 15_000 }, () => {
+  it("closes, after idleTimeoutMs, an HTTP/2 connection that sent only the preface", async () => {
+    const { server } = await start({ idleTimeoutMs: 300 });
+    const started = Date.now();
+    const { closed } = h2Frames(await rawSocket(server.port, preface));
+    await closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it("sends GOAWAY to, and closes, a session that sent its SETTINGS and no request", async () => {
+    const { server, logs } = await start({ idleTimeoutMs: 300 });
+    const { closed } = h2Frames(await rawSocket(server.port, preface, settingsFrame));
+    expect(await closed).toContain(goawayType);
+    expect(logs.filter((l) => l.level >= 40)).toEqual([]);
+  });
+
+  it("closes a session once its calls are done, and keeps one whose Watch stream is open but quiet", async () => {
+    const { server, health } = await start({ idleTimeoutMs: 300 });
+    health.setStatus("foldline.test.v1.Probe", "serving");
+    const done = http2.connect(server.url);
+    const watching = http2.connect(server.url);
+    cleanups.push(
+      () => {
+        done.destroy();
+      },
+      () => {
+        watching.destroy();
+      },
+    );
+    const doneClosed = new Promise((resolve) => done.once("close", resolve));
+    const check = done.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+    check.end(Buffer.alloc(5));
+    check.resume();
+    await new Promise((resolve) => check.once("close", resolve));
+    const watch = watching.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+    const messages: Buffer[] = [];
+    watch.on("data", (chunk: Buffer) => messages.push(chunk));
+    const service = Buffer.from("foldline.test.v1.Probe");
+    watch.end(envelopeOf(Buffer.from([0x0a, service.length, ...service])));
+    await eventually(() => messages.length === 1);
+
+    await doneClosed;
+    await sleep(900);
+    expect(watching.closed || watching.destroyed).toBe(false);
+    // The quiet stream still works.
+    health.setStatus("foldline.test.v1.Probe", "not_serving");
+    await eventually(() => messages.length === 2);
+  });
+
+  it("closes a session whose peer stops answering pings while a stream is open", async () => {
+    const { server } = await start({ idleTimeoutMs: 60_000, keepAlivePingMs: 200 });
+    // A Watch stream opened by hand on a connection that never acknowledges anything, pings included.
+    const headers = frame(0x01, 0x04, 1, hpack({ ":method": "POST", ":scheme": "http", ":path": "/grpc.health.v1.Health/Watch", ":authority": "x", "content-type": "application/grpc", te: "trailers" }));
+    const body = frame(0x00, 0x01, 1, Buffer.alloc(5));
+    const started = Date.now();
+    const { closed, types } = h2Frames(await rawSocket(server.port, preface, settingsFrame, headers, body));
+    await eventually(() => types.includes(0x00));
+    await closed;
+    expect(types).toContain(pingType);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await eventually(() => server.inFlight() === 0);
+  });
+
+  it("closes idle HTTP/1.1 keep-alive connections after idleTimeoutMs too", async () => {
+    const { server } = await start({ idleTimeoutMs: 300 });
+    const started = Date.now();
+    // A keep-alive request: the server answers, then closes the connection once it has been idle long enough.
+    const reply = await rawExchange(
+      server.port,
+      "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    expect(reply.toString("latin1")).toMatch(/^HTTP\/1\.1 200 /);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
+
+describe("unknown methods", { timeout: 15_000 }, () => {
+  const call = async (url: string, path: string, contentType: string): Promise<RawAnswer> => {
+    const session = await openRawSession(url);
+    cleanups.push(() => session.close());
+    return session.call(path, { "content-type": contentType }, Buffer.alloc(5));
+  };
+
+  it("answers gRPC and gRPC-Web with HTTP 200 and grpc-status 12 (UNIMPLEMENTED)", async () => {
+    const { server } = await start();
+    for (const type of ["application/grpc", "application/grpc+proto", "application/grpc-web+proto"]) {
+      const answer = await call(server.url, "/no.such.v1.Service/Method", type);
+      expect(answer.status, type).toBe(200);
+      expect(grpcStatus(answer), type).toEqual({ code: Code.Unimplemented, message: "unknown method /no.such.v1.Service/Method" });
+    }
+    // A known service with an unknown method too.
+    expect(grpcStatus(await call(server.url, "/grpc.health.v1.Health/Nope", "application/grpc")).code).toBe(Code.Unimplemented);
+    await eventually(() => server.inFlight() === 0);
+  });
+
+  it("answers Connect with HTTP 404 and the error unimplemented", async () => {
+    const { server } = await start();
+    for (const type of ["application/proto", "application/json", "application/connect+proto"]) {
+      const answer = await call(server.url, "/no.such.v1.Service/Method", type);
+      expect(answer.status, type).toBe(404);
+      expect(connectError(answer), type).toEqual({ code: "unimplemented", message: "unknown method /no.such.v1.Service/Method" });
+    }
+  });
+
+  it("bounds the path it echoes", async () => {
+    const { server } = await start();
+    const answer = await call(server.url, `/${"x".repeat(10_000)}/Method`, "application/grpc");
+    const { code, message } = grpcStatus(answer);
+    expect(code).toBe(Code.Unimplemented);
+    expect(message).toMatch(/^unknown method \/x{90,}… \(cut at 100 of 10008 characters\)$/);
+  });
+});
+
+/** A gRPC envelope around `data`. */
+function envelopeOf(data: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(data.length, 1);
+  return Buffer.concat([header, data]);
+}

@@ -12,8 +12,14 @@ import {
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { compressionBrotli, compressionGzip, connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { capMessage } from "./bounded-text.js";
+import { toConnectError } from "./error-codes.js";
+import { UnknownMethod } from "./errors.js";
+import { guardHandlers } from "./request-guard.js";
 
 /** Certificate and private key, PEM, for serving HTTPS (HTTP/2 and HTTP/1.1 chosen by ALPN). */
 export interface ApiServerTls {
@@ -36,6 +42,17 @@ export interface ApiServerOptions {
   readonly log: Logger;
   /** How long {@link ApiServer.close} waits for calls in flight before cutting them off (default 10 s). */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * How long a connection with no request in flight stays open (default 65 s): an HTTP/1.1 keep-alive connection
+   * between requests, an HTTP/2 session with no open stream (a GOAWAY closes it, including one that sent only
+   * its preface). Open streams keep a session, however quiet: a Watch or Execute stream waiting is not idle.
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * HTTP/2 sessions with open streams are pinged this often (default 60 s; 0: never); one that has not answered
+   * the previous ping by the next is taken for a vanished peer and closed, cutting its streams.
+   */
+  readonly keepAlivePingMs?: number;
 }
 
 /**
@@ -82,7 +99,13 @@ const maxMessageBytes = 4 * 1024 * 1024;
 const maxConcurrentStreams = 1000;
 // Longer than the 60 s idle timeout of the usual load balancers, so that they, not we, close idle connections
 // and never send a request down a connection we are closing.
-const keepAliveTimeoutMs = 65_000;
+const defaultIdleTimeoutMs = 65_000;
+// Far apart enough for any gRPC client's ping policy; finds a peer gone with streams open within two of them.
+const defaultKeepAlivePingMs = 60_000;
+// Request encodings accepted (those connect-node accepts by default); the request guard decompresses with them too.
+const compressions = [compressionGzip, compressionBrotli];
+// Connect JSON is read strictly: an unknown or misspelt field is refused, never dropped.
+const jsonOptions = { ignoreUnknownFields: false };
 // TCP keepalive probes find clients that vanished without a word (a crashed host, a dropped NAT mapping).
 const tcpKeepAliveDelayMs = 30_000;
 // After the last answer of a drain, HTTP/2 sessions get this long to close by themselves before they are closed.
@@ -92,12 +115,19 @@ const firstBytesTimeoutMs = 10_000;
 
 type ServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type ServerResponse = http.ServerResponse | http2.Http2ServerResponse;
+// What connect-node hands its fallback: the request and response of onRequest below, typed more loosely.
+type FallbackArgs = Parameters<NonNullable<ConnectNodeAdapterOptions["fallback"]>>;
 
 /**
  * Creates a Connect server and resolves once it listens. One `connectNodeAdapter` handler serves every
  * protocol. In cleartext, each connection is routed by its first bytes: the HTTP/2 client preface goes to an
  * HTTP/2 server (h2c with prior knowledge), anything else to an HTTP/1.1 server; with `tls`, ALPN chooses
  * (`h2`, `http/1.1`). HTTP/1.1 has no h2c upgrade: HTTP/2 clients must use prior knowledge.
+ *
+ * Every request message is checked before the library decodes it (request-guard.ts): one that cannot be decoded
+ * is INVALID_ARGUMENT, and Connect JSON refuses unknown fields. A path that names no method is UNIMPLEMENTED in
+ * the caller's protocol: HTTP 200 with `grpc-status: 12` for gRPC and gRPC-Web, HTTP 404 with the Connect error
+ * `unimplemented` otherwise.
  *
  * The server's shutdown signal is not linked into every handler's `context.signal`: that would cancel the
  * downstream work of unary calls in the middle of the drain that is there to let them finish. Errors of single
@@ -108,16 +138,26 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const { log } = options;
   const host = options.host ?? "127.0.0.1";
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs;
+  const keepAlivePingMs = options.keepAlivePingMs ?? defaultKeepAlivePingMs;
   const shutdown = new AbortController();
   // Every open stream may listen to it: that is no leak.
   setMaxListeners(0, shutdown.signal);
   const contextValues = (): ContextValues => createContextValues().set(shutdownSignalKey, shutdown.signal);
   const handler = connectNodeAdapter({
-    routes: options.routes,
+    routes: (router) => {
+      options.routes(router);
+      guardHandlers(router.handlers, { readMaxBytes: maxMessageBytes, compressions, jsonOptions, log });
+    },
     interceptors: [...(options.interceptors ?? [])],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
+    acceptCompression: compressions,
+    jsonOptions,
     contextValues,
+    fallback: (req, res) => {
+      answerUnknownMethod(req, res, log);
+    },
   });
 
   let inFlight = 0;
@@ -142,6 +182,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   };
   const onSession = (session: http2.ServerHttp2Session): void => {
     sessions.add(session);
+    superviseSession(session, { idleTimeoutMs, keepAlivePingMs, log });
     session.once("close", () => {
       sessions.delete(session);
       progress?.();
@@ -156,7 +197,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     settings: { maxConcurrentStreams },
   } satisfies http2.ServerOptions;
   const http1Options = {
-    keepAliveTimeout: keepAliveTimeoutMs,
+    keepAliveTimeout: idleTimeoutMs,
   } satisfies http.ServerOptions;
   const tcpOptions = {
     noDelay: true,
@@ -378,4 +419,93 @@ function routeByFirstBytes(socket: net.Socket, { h1, h2, undecided, log }: Http1
   socket.once("end", onEnd);
   socket.once("timeout", onTimeout);
   socket.setTimeout(firstBytesTimeoutMs);
+}
+
+/** Options of {@link superviseSession}. */
+interface SessionSupervision {
+  readonly idleTimeoutMs: number;
+  readonly keepAlivePingMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * Closes an HTTP/2 session (GOAWAY) once it has had no open stream for `idleTimeoutMs`, counted from its start
+ * and from the end of its last stream, and destroys one that has open streams but stops answering pings.
+ */
+function superviseSession(session: http2.ServerHttp2Session, { idleTimeoutMs, keepAlivePingMs, log }: SessionSupervision): void {
+  let open = 0;
+  let idle: NodeJS.Timeout | undefined;
+  let unanswered = false;
+  const gone = (): boolean => session.closed || session.destroyed;
+  const closeIdle = (): void => {
+    if (gone() || open > 0) return;
+    log.debug({ idleTimeoutMs }, "api http/2 session idle: closed");
+    // With no stream open, the session ends once its GOAWAY is out, whatever the peer does.
+    session.close();
+  };
+  const armIdle = (): void => {
+    idle = setTimeout(closeIdle, idleTimeoutMs);
+    idle.unref();
+  };
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(idle);
+    stream.once("close", () => {
+      open--;
+      if (open === 0 && !gone()) armIdle();
+    });
+  });
+  const pinger =
+    keepAlivePingMs > 0
+      ? setInterval(() => {
+          if (gone()) return;
+          if (unanswered) {
+            log.debug({ keepAlivePingMs }, "api http/2 peer stopped answering pings: closed");
+            session.destroy();
+            return;
+          }
+          if (open === 0) return;
+          unanswered = true;
+          session.ping((err) => {
+            if (err === null) unanswered = false;
+          });
+        }, keepAlivePingMs)
+      : undefined;
+  pinger?.unref();
+  armIdle();
+  session.once("close", () => {
+    clearTimeout(idle);
+    clearInterval(pinger);
+  });
+}
+
+/**
+ * Answers a request for a path that names no method: gRPC and gRPC-Web clients read the status from the
+ * headers of an HTTP 200 answer (trailers-only), Connect clients from the HTTP status and a JSON error body.
+ */
+function answerUnknownMethod(req: FallbackArgs[0], res: FallbackArgs[1], log: Logger): void {
+  const path = (req.url ?? "").split("?", 1)[0] ?? "";
+  const err = toConnectError(new UnknownMethod(capMessage(path, 100)), log);
+  const type = req.headers["content-type"] ?? "";
+  if (/^application\/grpc/i.test(type)) {
+    const status = new Headers();
+    setTrailerStatus(status, err);
+    const headers = {
+      "content-type": /^application\/grpc-web/i.test(type) ? "application/grpc-web+proto" : "application/grpc+proto",
+      ...Object.fromEntries(status),
+    };
+    if ("stream" in res && !res.stream.destroyed) {
+      // One HEADERS frame that ends the stream: what gRPC calls a trailers-only answer.
+      res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      return;
+    }
+    res.writeHead(200, headers);
+    res.end();
+    return;
+  }
+  const body = errorToJsonBytes(err, {});
+  // Connect names no procedure-not-found status of its own: like connect-go's router, answer 404, which Connect
+  // clients read as unimplemented even without the body.
+  res.writeHead(404, { "content-type": "application/json", "content-length": body.byteLength });
+  res.end(body);
 }

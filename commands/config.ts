@@ -11,6 +11,8 @@ export interface CommandsConfig {
   readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   /** How long shutdown waits for in-flight requests before cutting them off. */
   readonly shutdownTimeoutMs: number;
+  /** How long a connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) stays open. */
+  readonly idleTimeoutMs: number;
   /** Aggregates kept in memory. */
   readonly cacheSize: number;
   /** A snapshot is written every this many commits of an aggregate. */
@@ -50,6 +52,7 @@ export function loadCommandsConfig(env: Env = process.env): CommandsConfig {
         ? undefined
         : { cert: read("API_TLS_CERT", certFile), key: read("API_TLS_KEY", keyFile) },
     shutdownTimeoutMs: integer("API_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    idleTimeoutMs: integer("API_IDLE_TIMEOUT_MS", 65_000, 100, 3_600_000),
     cacheSize: integer("AGGREGATE_CACHE_SIZE", 10_000, 0, 10_000_000),
     snapshotEvery: integer("SNAPSHOT_EVERY", 100, 1, 1_000_000),
     snapshotAfterColdRead: integer("SNAPSHOT_AFTER_COLD_READ", 3, 1, 1_000_000),

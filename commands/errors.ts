@@ -60,3 +60,32 @@ export class ShuttingDown extends Error {
     this.name = "ShuttingDown";
   }
 }
+
+/**
+ * A request message that cannot be decoded as its RPC's request type: broken protobuf wire format (a truncated
+ * field, a field with another wire type than its type has, invalid UTF-8 in a string, nesting too deep), JSON
+ * that is not valid UTF-8 or names an unknown field, or a compressed message that does not decompress.
+ * Nothing was read or written.
+ */
+export class UndecodableRequest extends Error {
+  readonly kind = "undecodable-request";
+  /**
+   * @param typeName the request's message type
+   * @param reason what is wrong, short and already bounded (it may quote the request)
+   * @param index the message's place in a request stream (1 for the first); undefined for a unary request
+   */
+  constructor(typeName: string, reason: string, index?: number) {
+    super(`request message${index === undefined ? "" : ` ${index}`} is not a valid ${typeName}: ${reason}`);
+    this.name = "UndecodableRequest";
+  }
+}
+
+/** A request for a path that names no method of any service served here. */
+export class UnknownMethod extends Error {
+  readonly kind = "unknown-method";
+  /** @param path the request's path, already bounded */
+  constructor(path: string) {
+    super(`unknown method ${path}`);
+    this.name = "UnknownMethod";
+  }
+}

@@ -6,6 +6,7 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.js";
+import { capMessage } from "./bounded-text.js";
 
 type HealthCheckResponseInit = MessageInitShape<typeof HealthCheckResponseSchema>;
 
@@ -63,7 +64,7 @@ export function createHealthService(): HealthService {
 
   const check = (request: HealthCheckRequest): HealthCheckResponseInit => {
     const status = statuses.get(request.service);
-    if (status === undefined) throw new ConnectError(`unknown service ${request.service}`, Code.NotFound);
+    if (status === undefined) throw new ConnectError(`unknown service ${capMessage(request.service, 128)}`, Code.NotFound);
     return { status };
   };
 

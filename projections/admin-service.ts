@@ -7,6 +7,7 @@ import {
   TableDiffSchema,
   TableRowsSchema,
 } from "../gen/foldline/admin/v1/admin_service_pb.js";
+import { quoteInput } from "../commands/bounded-text.js";
 import { InvalidRequest } from "../commands/errors.js";
 import type { ProjectionAdmin } from "./projection-host.js";
 
@@ -101,7 +102,7 @@ export function registerAdmin(router: ConnectRouter, admin: ProjectionAdmin): vo
 
 function requireProjection(name: string): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
-    throw new InvalidRequest(`projection must be a projection's name (letters, digits, '_' and '-'), got "${name}"`);
+    throw new InvalidRequest(`projection must be a projection's name (letters, digits, '_' and '-'), got ${quoteInput(name)}`);
   }
   return name;
 }

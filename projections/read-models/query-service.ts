@@ -17,6 +17,7 @@ import {
   type SaleView,
   type ListArtworksRequest,
 } from "../../gen/foldline/marketplace/v1/query_service_pb.js";
+import { quoteInput } from "../../commands/bounded-text.js";
 import { InvalidRequest } from "../../commands/errors.js";
 import { toProtoKind } from "../../commands/marketplace/payout-messages.js";
 import { requireId } from "../../commands/request-fields.js";
@@ -266,7 +267,7 @@ function timestampMs(ts: Timestamp, field: string): number {
 const monthPattern = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 function requireMonth(field: string, value: string): string {
-  if (!monthPattern.test(value)) throw new InvalidRequest(`${field} must be a month as YYYY-MM, got ${JSON.stringify(value)}`);
+  if (!monthPattern.test(value)) throw new InvalidRequest(`${field} must be a month as YYYY-MM, got ${quoteInput(value)}`);
   return value;
 }
 

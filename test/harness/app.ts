@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { startApp, type App } from "../../app.js";
 import { loadCommandsConfig } from "../../commands/config.js";
 import { loadProjectionsConfig } from "../../projections/config.js";
@@ -46,10 +46,14 @@ export function clients(url: string, protocol: Protocol = "grpc"): Clients {
 
 /**
  * Starts foldline (API on a free loopback port) on a test's nats-server, with environment-style overrides.
- * Close it with `close()` or `await using`. Logs go nowhere unless FOLDLINE_TEST_LOG names a level.
+ * Close it with `close()` or `await using`. Logs go to `log` when given (a spec that checks what is logged);
+ * otherwise nowhere unless FOLDLINE_TEST_LOG names a level.
  */
-export async function startTestApp(nats: TestNats, env: Record<string, string> = {}): Promise<App> {
-  const log = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" });
+export async function startTestApp(
+  nats: TestNats,
+  env: Record<string, string> = {},
+  log: Logger = pino({ level: process.env.FOLDLINE_TEST_LOG ?? "silent" }),
+): Promise<App> {
   const streams = testConfig(nats, env);
   return startApp(
     {
@@ -75,14 +79,18 @@ export interface TestBed {
 
 /**
  * Starts a test bed: the folder `<tmpdir>/<prefix>XXXXXX` first, then nats-server, then foldline with `env(dir)`
- * as environment-style overrides (see {@link startTestApp}).
+ * as environment-style overrides and `log` as its logger, if given (see {@link startTestApp}).
  */
-export async function startTestBed(prefix: string, env: (dir: string) => Record<string, string> = () => ({})): Promise<TestBed> {
+export async function startTestBed(
+  prefix: string,
+  env: (dir: string) => Record<string, string> = () => ({}),
+  log?: Logger,
+): Promise<TestBed> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const nats = await startTestNats();
   let app;
   try {
-    app = await startTestApp(nats, env(dir));
+    app = await startTestApp(nats, env(dir), log);
   } catch (err) {
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });
