@@ -13,7 +13,7 @@ import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } fro
 import { ConcurrencyError, InvalidAppendError, UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
 import { createJsPublisher, type JsPublisher } from "./js-publisher.js";
-import { followMessages, type ConsumerRead, type ReadRestart } from "./ordered-read.js";
+import { pumpMessages, type ConsumerRead, type ReadRestart } from "./ordered-read.js";
 import { eventSubjects } from "./topology.js";
 
 /** Options of {@link EventStore.append}. */
@@ -192,9 +192,16 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
   };
-  /** The messages of `filter` from `fromSeq` on, live whatever the consumer does; see {@link followMessages}. */
-  const followFrom = (fromSeq: number, filter: string, ahead: number, signal: AbortSignal, read: FollowOptions) =>
-    followMessages({
+  /** Hands `deliver` the messages of `filter` from `fromSeq` on, live whatever the consumer does; see {@link pumpMessages}. */
+  const pumpFrom = (
+    fromSeq: number,
+    filter: string,
+    ahead: number,
+    signal: AbortSignal,
+    read: FollowOptions,
+    deliver: (m: JsMsg) => void | Promise<void>,
+  ) =>
+    pumpMessages({
       fromSeq,
       open: async (from): Promise<ConsumerRead> => {
         const { consumer, messages } = await orderedRead(from, filter, ahead);
@@ -212,7 +219,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       ...(options.stallCheckMs === undefined ? {} : { stallCheckMs: options.stallCheckMs }),
       ...(read.onOpen === undefined ? {} : { onOpen: read.onOpen }),
       ...(read.onRestart === undefined ? {} : { onRestart: read.onRestart }),
-    });
+    }, deliver);
   const fromMessage = (m: JsMsg): StoredCommit =>
     toCommit(m.subject, m.seq, new Date(Math.floor(m.info.timestampNanos / 1e6)), m.data);
 
@@ -254,31 +261,14 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   }
 
   async function* follow(read: FollowOptions = {}): AsyncGenerator<StoredCommit> {
-    if (read.signal?.aborted === true) return;
-    const ctl = linkedAbort(read.signal);
-    try {
-      const from = Math.max(1, read.fromSeq ?? 1);
-      for await (const m of followFrom(from, read.subjectFilter ?? eventSubjects, readBatch, ctl.signal, read)) {
-        yield fromMessage(m);
-      }
-    } finally {
-      ctl.abort();
-    }
+    // Batches of a quarter of `readBatch`, four ahead: `readBatch` commits buffered, as the contract says.
+    for await (const batch of followBatches({ ...read, maxBatch: Math.max(1, Math.floor(readBatch / 4)) })) yield* batch;
   }
 
   async function* followBatches(read: FollowOptions & { readonly maxBatch?: number } = {}): AsyncGenerator<StoredCommit[]> {
     if (read.signal?.aborted === true) return;
     const maxBatch = Math.max(1, read.maxBatch ?? 500);
     const ctl = linkedAbort(read.signal);
-    // Four batches ahead: the server's pulls come four times less often than with one, and the next batch is
-    // here when the reader has applied one (measured: about a tenth faster rebuilds than `readBatch` ahead).
-    const messages = followFrom(
-      Math.max(1, read.fromSeq ?? 1),
-      read.subjectFilter ?? eventSubjects,
-      Math.max(readBatch, 4 * maxBatch),
-      ctl.signal,
-      read,
-    );
     // A pump moves delivered commits into `queue`; the reader takes them once a batch is full or, when the last
     // commit was the stream's last (caught up), once the turn of the event loop in which it arrived is over
     // (commits already delivered come through microtasks, so by then they are all there). Catching up, batches
@@ -304,24 +294,30 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       wake = undefined;
       w?.();
     };
+    const deliver = (m: JsMsg): Promise<void> | undefined => {
+      if (closed) return undefined; // what the client still holds after the read was closed
+      queue.push(fromMessage(m));
+      if (queue.length >= maxBatch) {
+        markReady();
+        return new Promise<void>((resolve) => {
+          taken = resolve;
+        });
+      }
+      if (m.info.pending === 0) {
+        clearTimeout(timer);
+        timer = undefined;
+        turn ??= setImmediate(markReady);
+      } else if (turn === undefined) {
+        timer ??= setTimeout(markReady, catchUpWaitMs);
+      }
+      return undefined;
+    };
+    // Four batches ahead: the server's pulls come four times less often than with one, and the next batch is
+    // here when the reader has applied one (measured: about a tenth faster rebuilds than `readBatch` ahead).
+    const ahead = Math.max(readBatch, 4 * maxBatch);
     const pump = (async () => {
       try {
-        for await (const m of messages) {
-          if (closed) break;
-          queue.push(fromMessage(m));
-          if (queue.length >= maxBatch) {
-            markReady();
-            await new Promise<void>((resolve) => {
-              taken = resolve;
-            });
-          } else if (m.info.pending === 0) {
-            clearTimeout(timer);
-            timer = undefined;
-            turn ??= setImmediate(markReady);
-          } else if (turn === undefined) {
-            timer ??= setTimeout(markReady, catchUpWaitMs);
-          }
-        }
+        await pumpFrom(Math.max(1, read.fromSeq ?? 1), read.subjectFilter ?? eventSubjects, ahead, ctl.signal, read, deliver);
       } catch (err) {
         failure = { err };
       } finally {

@@ -10,7 +10,7 @@ export interface ConsumerRead {
 /** Why a read was started again on a consumer of its own. */
 export type RestartReason = "reconnected" | "stalled" | "ended";
 
-/** What {@link followMessages} reports when it starts the read again. */
+/** What {@link pumpMessages} reports when it starts the read again. */
 export interface ReadRestart {
   readonly reason: RestartReason;
   /** The stream sequence the new consumer starts from: the one after the last message delivered. */
@@ -19,8 +19,8 @@ export interface ReadRestart {
   readonly error?: unknown;
 }
 
-/** Options of {@link followMessages}. */
-export interface FollowMessagesOptions {
+/** Options of {@link pumpMessages}. */
+export interface PumpMessagesOptions {
   readonly fromSeq: number;
   /** Creates an ordered consumer from a sequence on; rejects when NATS does not answer. */
   readonly open: (fromSeq: number) => Promise<ConsumerRead>;
@@ -43,9 +43,11 @@ const firstRetryMs = 100;
 const maxRetryMs = 2_000;
 
 /**
- * The messages of an ordered consumer from `fromSeq` on, without end, that stay live whatever the client
- * library's consumer does. The first consumer that cannot be created rejects; after that the read never gives up
- * until `signal` aborts (it then ends at once, after the messages already delivered to the client).
+ * Hands `deliver` the messages of an ordered consumer from `fromSeq` on, without end, staying live whatever the
+ * client library's consumer does; a promise `deliver` returns is awaited before the next message (the consumer's
+ * flow control does the rest). Resolves once `signal` has aborted, after the messages already delivered to the
+ * client; rejects when the first consumer cannot be created or `deliver` throws. After the first consumer it
+ * never gives up.
  *
  * The read starts again, on a new consumer from the message after the last one delivered, when:
  * - the connection is re-established (a restarted server has lost the consumer, and the client's own recovery
@@ -55,10 +57,10 @@ const maxRetryMs = 2_000;
  * - the consumer's messages end by themselves.
  *
  * Creating the new consumer is retried with backoff until it succeeds. Messages are never delivered twice or out
- * of order: the sequences it yields only increase. The cost per message is two assignments; the checks run on
- * one timer per read.
+ * of order: the sequences it delivers only increase. The cost per message is a few assignments, no promise of its
+ * own; the checks run on one timer per read.
  */
-export async function* followMessages(options: FollowMessagesOptions): AsyncGenerator<JsMsg> {
+export async function pumpMessages(options: PumpMessagesOptions, deliver: (m: JsMsg) => void | Promise<void>): Promise<void> {
   const { signal, holdsFrom } = options;
   const stallCheckMs = options.stallCheckMs ?? 1_000;
   let next = options.fromSeq;
@@ -94,23 +96,25 @@ export async function* followMessages(options: FollowMessagesOptions): AsyncGene
     if (isAborted(signal)) return;
     for (;;) {
       let error: unknown;
-      try {
-        const iterator = read.messages[Symbol.asyncIterator]();
-        for (;;) {
-          waiting = true;
-          const got = await iterator.next();
+      const iterator = read.messages[Symbol.asyncIterator]();
+      for (;;) {
+        let got: IteratorResult<JsMsg>;
+        waiting = true;
+        try {
+          got = await iterator.next();
+        } catch (err) {
+          error = err; // the consumer's messages ended with an error: start again
+          break;
+        } finally {
           waiting = false;
-          if (got.done === true) break;
-          const m = got.value;
-          if (m.seq < next) continue;
-          delivered++;
-          next = m.seq + 1;
-          yield m;
         }
-      } catch (err) {
-        error = err;
-      } finally {
-        waiting = false;
+        if (got.done === true) break;
+        const m = got.value;
+        if (m.seq < next) continue;
+        delivered++;
+        next = m.seq + 1;
+        const wait = deliver(m);
+        if (wait !== undefined) await wait;
       }
       if (isAborted(signal)) return;
       const reason: RestartReason = restart ?? "ended";
@@ -130,7 +134,7 @@ export async function* followMessages(options: FollowMessagesOptions): AsyncGene
 }
 
 /** Creates the consumer again from `fromSeq`, retrying with backoff; undefined once `signal` aborts. */
-async function reopen(options: FollowMessagesOptions, fromSeq: number): Promise<ConsumerRead | undefined> {
+async function reopen(options: PumpMessagesOptions, fromSeq: number): Promise<ConsumerRead | undefined> {
   const { signal } = options;
   for (let waitMs = firstRetryMs; ; waitMs = Math.min(maxRetryMs, waitMs * 2)) {
     if (isAborted(signal)) return undefined;
