@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { EventStore, StoredCommit } from "../streams/event-store.js";
 import type { ReadRestart } from "../streams/ordered-read.js";
+import { pause } from "../streams/pause.js";
 import { createParking } from "./parked.js";
 import { createHeadWatch, createStallMeter } from "./progress.js";
 import { createPositionWaiters } from "./position-waiters.js";
@@ -337,7 +338,7 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
         if (failures === 0) log.error({ err, projections: label }, "the stream cannot be read; trying again");
         failures++;
         for (const m of wanted) m.readFailed(err);
-        await waitOrAbort(retryDelay(failures, maxRetryDelayMs), ctl.signal);
+        await pause(retryDelay(failures, maxRetryDelayMs), ctl.signal);
       }
     }
   };
@@ -487,18 +488,6 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
   };
 
   const stopping = (): boolean => abort.signal.aborted;
-  /** Waits `ms`, or less when the projector is stopped meanwhile. */
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const { signal } = abort;
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-    });
 
   /**
    * Applies `commits` in one transaction, retrying with backoff: "applied"; "stopping" when stop() came during
@@ -536,7 +525,7 @@ function createMember(projection: Projection, options: ProjectorGroupOptions, gr
           );
         }
         if (n >= maxAttempts) retrying = `${describe(err)} (commits ${first}..${last}; ${n} attempts)`;
-        await pause(retryDelay(n, maxRetryDelayMs));
+        await pause(retryDelay(n, maxRetryDelayMs), abort.signal);
         if (stopping()) return "stopping";
       }
     }
@@ -716,19 +705,6 @@ function isCommitsFault(err: unknown): boolean {
 /** The pause before attempt `n + 1`: 100 ms doubling, at most `maxMs`. */
 function retryDelay(n: number, maxMs: number): number {
   return Math.min(maxMs, 50 * 2 ** Math.min(n, 20));
-}
-
-/** Waits `ms`, or less when `signal` aborts meanwhile. */
-function waitOrAbort(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function describe(err: unknown): string {

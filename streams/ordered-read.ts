@@ -1,4 +1,5 @@
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import { pause } from "./pause.js";
 
 /** One ordered consumer's messages, and how to let go of it. */
 export interface ConsumerRead {
@@ -198,19 +199,6 @@ function watchForStalls(options: {
       clearInterval(timer);
     },
   };
-}
-
-/** Waits `ms`, or less when `signal` aborts meanwhile. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Whether `signal` has aborted; a call, so that an earlier check does not narrow it for TypeScript. */
