@@ -26,8 +26,12 @@ beforeAll(async () => {
   processes = await kvm.open(processesBucket);
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await app.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 /** Opens `count` wallets named `<prefix>-<i>`, each with one deposit: two commits per wallet. */

@@ -108,8 +108,12 @@ beforeAll(async () => {
   await client("grpc").purchases.buyArtwork(buy({ purchaseId: purchase }));
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await app.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 /** One offending request: what it sends, the code it must get and what the message must say. */

@@ -29,8 +29,12 @@ beforeAll(async () => {
   app = await startTestApp(nats);
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await app.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 /** Every persisted event message, by full name: a stored payload is decoded with the schema its type names. */

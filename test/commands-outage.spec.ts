@@ -22,8 +22,12 @@ beforeAll(async () => {
   app = await startTestApp(nats, { NATS_TIMEOUT_MS: String(timeoutMs) });
 });
 afterAll(async () => {
-  await app.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await app.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 describe("commands during a NATS outage", () => {

@@ -23,9 +23,13 @@ beforeAll(async () => {
   other = await startTestApp(nats, env);
 });
 afterAll(async () => {
-  await other.close();
-  await app.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await other.close();
+    await app.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 const bytes = (res: DepositResponse): Buffer => Buffer.from(toBinary(DepositResponseSchema, res));

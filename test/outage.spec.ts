@@ -18,8 +18,12 @@ beforeAll(async () => {
   streams = await openStreams(testConfig(nats, { NATS_TIMEOUT_MS: String(timeoutMs) }));
 });
 afterAll(async () => {
-  await streams.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await streams.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 describe("NATS outage", () => {

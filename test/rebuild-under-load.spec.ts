@@ -31,10 +31,14 @@ beforeAll(async () => {
   c = clients(app.url);
 });
 afterAll(async () => {
-  killProjectorWorkers();
-  await app.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    killProjectorWorkers();
+    await app.close();
+  } finally {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** Deposits: each one's position and amount, by wallet: a wallet's balance at a position is the sum of those up to it. */
