@@ -1,15 +1,7 @@
 import { assertNever } from "../assert-never.js";
 import { AlreadyExistsError, InvalidCommand, NotFoundError, RuleViolation } from "../errors.js";
-import {
-  maxBalanceCents,
-  type ExpectedPayment,
-  type Reservation,
-  type WalletCommand,
-  type WalletEvent,
-  type WalletState,
-} from "./types.js";
-
-type OpenWallet = Extract<WalletState, { status: "Open" }>;
+import { findExpected, roomLeft, type OpenWallet } from "./expected-payments.js";
+import { maxBalanceCents, type Reservation, type WalletCommand, type WalletEvent, type WalletState } from "./types.js";
 
 /**
  * Decides what a wallet command causes. Pure; returns `[]` when the command changes nothing (reserving again under
@@ -96,8 +88,7 @@ function receivePayment(command: Extract<WalletCommand, { type: "ReceivePayment"
   const paid: WalletEvent = { type: "PaymentReceived", purchaseId, artworkId, amountCents, kind };
   if (state.status === "Empty") return [{ type: "WalletOpened", ownerId: command.walletId }, paid];
   // What the purchase made room for is the wallet's already: only the rest must fit.
-  const expected = findExpected(state, purchaseId);
-  const roomMade = expected?.status === "Expected" ? expected.amountCents - expected.receivedCents : 0n;
+  const roomMade = roomLeft(findExpected(state, purchaseId));
   requireRoom(state, command.walletId, amountCents, `payment of ${amountCents}`, roomMade < amountCents ? roomMade : amountCents);
   return [paid];
 }
@@ -139,7 +130,7 @@ function cancelExpectedPayment(
   if (state.status === "Empty") return [];
   const expected = findExpected(state, purchaseId);
   if (expected?.status !== "Expected") return [];
-  return [{ type: "ExpectedPaymentCancelled", purchaseId, amountCents: expected.amountCents - expected.receivedCents }];
+  return [{ type: "ExpectedPaymentCancelled", purchaseId, amountCents: roomLeft(expected) }];
 }
 
 /** Returns the id and amount of a held reservation, or throws why it cannot be released or settled. */
@@ -169,11 +160,6 @@ function heldReservation(
 // Object.hasOwn, so that an id such as "constructor" never finds an inherited property.
 function findReservation(state: OpenWallet, reservationId: string): Reservation | undefined {
   return Object.hasOwn(state.reservations, reservationId) ? state.reservations[reservationId] : undefined;
-}
-
-function findExpected(state: OpenWallet, purchaseId: string): ExpectedPayment | undefined {
-  const payments = state.expectedPayments;
-  return payments !== undefined && Object.hasOwn(payments, purchaseId) ? payments[purchaseId] : undefined;
 }
 
 function closedVerb(status: "Released" | "Settled"): string {

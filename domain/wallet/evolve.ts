@@ -1,3 +1,4 @@
+import { findExpected, roomLeft, type OpenWallet } from "./expected-payments.js";
 import type { ExpectedPayment, Reservation, WalletEvent, WalletState } from "./types.js";
 
 /** The state of a wallet before its first event: not opened. */
@@ -36,8 +37,7 @@ export function evolve(state: WalletState, event: WalletEvent): WalletState {
       return receive({ ...state, balanceCents: state.balanceCents + event.amountCents }, event.purchaseId, event.amountCents);
     case "PaymentExpected": {
       // A second one for the purchase resizes its room (decide allows that before any of it is received).
-      const earlier = findExpected(state, event.purchaseId);
-      const held = earlier?.status === "Expected" ? earlier.amountCents - earlier.receivedCents : 0n;
+      const held = roomLeft(findExpected(state, event.purchaseId));
       return withExpected(state, event.purchaseId, event.amountCents - held, {
         amountCents: event.amountCents,
         receivedCents: 0n,
@@ -74,22 +74,15 @@ export function evolve(state: WalletState, event: WalletEvent): WalletState {
   }
 }
 
-type OpenWallet = Extract<WalletState, { status: "Open" }>;
-
 /** Fills the room `purchaseId` made with what it paid, up to what it expected; unchanged when it made none. */
 function receive(state: OpenWallet, purchaseId: string, amountCents: bigint): OpenWallet {
   const expected = findExpected(state, purchaseId);
   if (expected?.status !== "Expected") return state;
-  const due = expected.amountCents - expected.receivedCents;
+  const due = roomLeft(expected);
   const filled = amountCents < due ? amountCents : due;
   const receivedCents = expected.receivedCents + filled;
   const status = receivedCents === expected.amountCents ? "Received" : "Expected";
   return withExpected(state, purchaseId, -filled, { ...expected, receivedCents, status });
-}
-
-function findExpected(state: OpenWallet, purchaseId: string): ExpectedPayment | undefined {
-  const payments = state.expectedPayments;
-  return payments !== undefined && Object.hasOwn(payments, purchaseId) ? payments[purchaseId] : undefined;
 }
 
 /** Records `payment` under `purchaseId` and moves `expectedCents` by `deltaCents`. */
