@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { WireCursor } from "../streams/wire-cursor.js";
 
 /**
  * A check of protobuf binary wire format against a message's descriptor, run on request bytes before they are
@@ -30,7 +31,7 @@ const wireNames = ["varint", "64-bit", "length-delimited", "start group", "end g
 
 /** Returns undefined when `bytes` is well-formed for `schema`, else a short reason naming the field. */
 export function wireFormatProblem(schema: DescMessage, bytes: Uint8Array): string | undefined {
-  const cursor: Cursor = { buf: bytes, pos: 0 };
+  const cursor = new WireCursor(bytes);
   try {
     checkMessage(compiled(schema), cursor, bytes.length, 0, 0);
     return undefined;
@@ -38,11 +39,6 @@ export function wireFormatProblem(schema: DescMessage, bytes: Uint8Array): strin
     if (!(err instanceof Malformed)) throw err;
     return err.path.length === 0 ? err.message : `${err.path.join(".")}: ${err.message}`;
   }
-}
-
-interface Cursor {
-  readonly buf: Uint8Array;
-  pos: number;
 }
 
 /** Why the bytes are refused; `path` names the message fields around the fault, outermost first. */
@@ -173,7 +169,7 @@ function messageRule(number: number, label: string, desc: DescMessage, group: bo
  * Checks fields from the cursor up to `end`. For a group (`groupNumber` > 0), stops after its end tag, which
  * must come before `end`.
  */
-function checkMessage(message: CompiledMessage, c: Cursor, end: number, depth: number, groupNumber: number): void {
+function checkMessage(message: CompiledMessage, c: WireCursor, end: number, depth: number, groupNumber: number): void {
   if (depth > maxNestingDepth) throw new Malformed(`messages or groups nest deeper than ${maxNestingDepth} levels`);
   while (c.pos < end) {
     const tag = readUint32(c, end, "a tag");
@@ -197,7 +193,7 @@ function checkMessage(message: CompiledMessage, c: Cursor, end: number, depth: n
   if (groupNumber !== 0) throw new Malformed(`the group of field ${groupNumber} is not closed: it ends inside it`);
 }
 
-function checkKnownField(rule: FieldRule, c: Cursor, end: number, wire: number, depth: number): void {
+function checkKnownField(rule: FieldRule, c: WireCursor, end: number, wire: number, depth: number): void {
   if (wire !== rule.wire) {
     if (rule.packable && wire === delimited) {
       checkPacked(rule, c, end);
@@ -225,13 +221,13 @@ function checkKnownField(rule: FieldRule, c: Cursor, end: number, wire: number, 
   }
 }
 
-function checkDelimited(rule: FieldRule, c: Cursor, end: number, depth: number): void {
+function checkDelimited(rule: FieldRule, c: WireCursor, end: number, depth: number): void {
   const length = readUint32(c, end, rule.label);
   const stop = c.pos + length;
   if (stop > end) throw new Malformed(`${rule.label} runs past the end of the message`);
   switch (rule.content) {
     case "string":
-      if (!validUtf8(c.buf, c.pos, stop)) throw new Malformed(`${rule.label} is not valid UTF-8`);
+      if (!validUtf8(c.bytes, c.pos, stop)) throw new Malformed(`${rule.label} is not valid UTF-8`);
       c.pos = stop;
       return;
     case "bytes":
@@ -243,7 +239,7 @@ function checkDelimited(rule: FieldRule, c: Cursor, end: number, depth: number):
 }
 
 /** Checks a nested message or group, naming the field on the way out when something inside is wrong. */
-function checkNested(rule: FieldRule, c: Cursor, end: number, depth: number, groupNumber: number): void {
+function checkNested(rule: FieldRule, c: WireCursor, end: number, depth: number, groupNumber: number): void {
   const inner = rule.inner?.() ?? empty;
   try {
     checkMessage(inner, c, end, depth + 1, groupNumber);
@@ -253,7 +249,7 @@ function checkNested(rule: FieldRule, c: Cursor, end: number, depth: number, gro
   }
 }
 
-function checkPacked(rule: FieldRule, c: Cursor, end: number): void {
+function checkPacked(rule: FieldRule, c: WireCursor, end: number): void {
   const length = readUint32(c, end, rule.label);
   const stop = c.pos + length;
   if (stop > end) throw new Malformed(`${rule.label} runs past the end of the message`);
@@ -266,7 +262,7 @@ function checkPacked(rule: FieldRule, c: Cursor, end: number): void {
   while (c.pos < stop) skipVarint(c, stop, rule.label);
 }
 
-function skipUnknownField(number: number, c: Cursor, end: number, wire: number, depth: number): void {
+function skipUnknownField(number: number, c: WireCursor, end: number, wire: number, depth: number): void {
   const label = `field ${number}`;
   switch (wire) {
     case varint:
@@ -290,30 +286,23 @@ function skipUnknownField(number: number, c: Cursor, end: number, wire: number, 
 }
 
 /** A varint of at most 5 bytes whose value fits 32 bits: tags and lengths. */
-function readUint32(c: Cursor, end: number, what: string): number {
-  let value = 0;
-  for (let i = 0; i < 5; i++) {
-    if (c.pos >= end) throw new Malformed(`${what} runs past the end of the message`);
-    const byte = c.buf[c.pos++] ?? 0;
-    value += (byte & 0x7f) * 2 ** (7 * i);
-    if (byte < 0x80) {
-      if (value > 0xffff_ffff) throw new Malformed(`${what} does not fit 32 bits`);
-      return value;
-    }
+function readUint32(c: WireCursor, end: number, what: string): number {
+  const start = c.pos;
+  const value = c.varint(5, end);
+  if (value < 0) {
+    throw new Malformed(c.pos - start < 5 ? `${what} runs past the end of the message` : `${what} is a varint longer than 5 bytes`);
   }
-  throw new Malformed(`${what} is a varint longer than 5 bytes`);
+  if (value > 0xffff_ffff) throw new Malformed(`${what} does not fit 32 bits`);
+  return value;
 }
 
 /** A varint of at most 10 bytes (a 64-bit value). */
-function skipVarint(c: Cursor, end: number, what: string): void {
-  const limit = Math.min(end, c.pos + 10);
-  while (c.pos < limit) {
-    if ((c.buf[c.pos++] ?? 0) < 0x80) return;
-  }
+function skipVarint(c: WireCursor, end: number, what: string): void {
+  if (c.varint(10, end) >= 0) return;
   throw new Malformed(c.pos >= end ? `${what} runs past the end of the message` : `${what} is a varint longer than 10 bytes`);
 }
 
-function skipBytes(c: Cursor, end: number, count: number, what: string): void {
+function skipBytes(c: WireCursor, end: number, count: number, what: string): void {
   if (c.pos + count > end) throw new Malformed(`${what} runs past the end of the message`);
   c.pos += count;
 }

@@ -6,7 +6,7 @@
  */
 export class WireCursor {
   pos = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  constructor(readonly bytes: Uint8Array) {}
 
   /** A varint of at most `maxBytes` bytes, ending before `limit`, or -1. Up to 7 bytes, the value is exact. */
   varint(maxBytes: number, limit: number): number {
