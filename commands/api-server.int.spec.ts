@@ -29,7 +29,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "../gen/grpc/health/v1/health_pb.js";
-import { connectError, grpcStatus, openRawSession, type RawAnswer } from "../test/harness/raw-http2.js";
+import { connectError, envelope, grpcStatus, openRawSession, type RawAnswer } from "../test/harness/raw-http2.js";
 import { createApiServer, shutdownSignalKey, type ApiServer, type ApiServerOptions } from "./api-server.js";
 import { createHealthService, type HealthService } from "./health.js";
 
@@ -612,7 +612,7 @@ describe("idle connections", { timeout: 15_000 }, () => {
     const messages: Buffer[] = [];
     watch.on("data", (chunk: Buffer) => messages.push(chunk));
     const service = Buffer.from("foldline.test.v1.Probe");
-    watch.end(envelopeOf(Buffer.from([0x0a, service.length, ...service])));
+    watch.end(envelope(Buffer.from([0x0a, service.length, ...service])));
     await eventually(() => messages.length === 1);
 
     await doneClosed;
@@ -687,10 +687,3 @@ describe("unknown methods", { timeout: 15_000 }, () => {
     expect(message).toMatch(/^unknown method \/x{90,}… \(cut at 100 of 10008 characters\)$/);
   });
 });
-
-/** A gRPC envelope around `data`. */
-function envelopeOf(data: Buffer): Buffer {
-  const header = Buffer.alloc(5);
-  header.writeUInt32BE(data.length, 1);
-  return Buffer.concat([header, data]);
-}
