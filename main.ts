@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { startApp, type App } from "./app.js";
 import { loadCommandsConfig, type CommandsConfig } from "./commands/config.js";
 import { loadProjectionsConfig, type ProjectionsConfig } from "./projections/config.js";
-import { exitOnceLogged, firstStopSignal } from "./process-lifecycle.js";
+import { firstStopSignal, runMain } from "./process-lifecycle.js";
 import { lockDataDir, type DataDirLock } from "./streams/data-dir-lock.js";
 import { loadStreamsConfig, type StreamsConfig } from "./streams/config.js";
 
@@ -78,12 +78,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    exitOnceLogged(log, code);
-  },
-  (err: unknown) => {
-    log.fatal({ err }, "foldline could not start");
-    exitOnceLogged(log, 1);
-  },
-);
+runMain(log, main, "foldline could not start");

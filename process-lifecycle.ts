@@ -30,6 +30,22 @@ export function firstStopSignal(log: Logger, message: string): Promise<NodeJS.Si
  * Exits with `code` once every line logged so far is written out. The log is written asynchronously: exiting at
  * once could drop the last lines, or write one cut short by a signal after those that followed it.
  */
-export function exitOnceLogged(log: Logger, code: number): void {
+function exitOnceLogged(log: Logger, code: number): void {
   log.flush(() => process.exit(code));
+}
+
+/**
+ * Runs an entry point's `main` and exits with the code it answers, once logged; when it throws (it could not
+ * start), logs `failure` as fatal with the error and exits with 1.
+ */
+export function runMain(log: Logger, main: () => Promise<number>, failure: string): void {
+  main().then(
+    (code) => {
+      exitOnceLogged(log, code);
+    },
+    (err: unknown) => {
+      log.fatal({ err }, failure);
+      exitOnceLogged(log, 1);
+    },
+  );
 }

@@ -21,7 +21,7 @@ import { createProjectionHost, type ProjectionHost } from "./projections/project
 import { openReadModelDb, type ReadModelDb } from "./projections/read-model-db.js";
 import { readModels } from "./projections/read-models/all.js";
 import { artworkKvProjection, marketplaceBucket } from "./projections/read-models/artwork-kv.js";
-import { exitOnceLogged, firstStopSignal } from "./process-lifecycle.js";
+import { firstStopSignal, runMain } from "./process-lifecycle.js";
 import { ConfigError, loadStreamsConfig, type StreamsConfig } from "./streams/config.js";
 import { openStreams, type OpenStreams } from "./streams/open-streams.js";
 import { leasesBucket } from "./streams/topology.js";
@@ -189,12 +189,4 @@ async function main(): Promise<number> {
   return code;
 }
 
-main().then(
-  (code) => {
-    exitOnceLogged(log, code);
-  },
-  (err: unknown) => {
-    log.fatal({ err }, "projector could not start");
-    exitOnceLogged(log, 1);
-  },
-);
+runMain(log, main, "projector could not start");
