@@ -345,8 +345,9 @@ export function createProjectorGroup(options: ProjectorGroupOptions): ProjectorG
 
   const startRun = (): void => {
     heads.start();
+    // `run` retries a read that fails; what still reaches here is a fault of the projector itself.
     const thisRun: Promise<void> = run().catch((err: unknown) => {
-      log.error({ err, projections: label }, "projection stopped: the stream could not be read");
+      log.error({ err, projections: label }, "projection stopped: its read failed unexpectedly");
       for (const m of members) m.failed(err);
     }).finally(() => {
       if (running !== thisRun) return;
@@ -395,7 +396,7 @@ interface Member {
   applied(commits: readonly StoredCommit[], cleared: number): void;
   /** Applies the commits after its checkpoint in transactions of its own, with retries and poison handling. */
   flush(commits: readonly StoredCommit[]): Promise<boolean>;
-  /** The read failed with `err`: a running projector fails. */
+  /** The read failed unexpectedly with `err`: a running projector fails. */
   failed(err: unknown): void;
   /** The read failed with `err` and starts again after a pause (undefined: it reads again). */
   readFailed(err: unknown): void;

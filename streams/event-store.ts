@@ -102,7 +102,7 @@ export interface EventStore {
    * It stays live through NATS outages and server restarts: after every reconnect, and whenever the caller has
    * waited about two seconds for a commit that the stream holds, the read starts again on a new ordered consumer
    * from the commit after the last one delivered (retrying its creation until NATS answers), so that no commit
-   * is delivered twice or skipped. See `followMessages`.
+   * is delivered twice or skipped. See `pumpMessages`.
    */
   follow(options?: FollowOptions): AsyncGenerator<StoredCommit>;
   /**
