@@ -115,6 +115,12 @@ export interface CommandPipeline {
    * ShuttingDown after {@link close}. Nothing is written when it throws anything but UnavailableError.
    */
   execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>>;
+  /**
+   * The state of an aggregate as of its last commit in the stream, read the way commands load it: the cached state
+   * when it is that commit's, otherwise the snapshot and the commits after it. Queued behind the commands of the
+   * aggregate running in this process. Throws UnavailableError when NATS does not answer.
+   */
+  currentState<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S>;
   readonly stats: Readonly<PipelineStats>;
   /** Refuses new commands, then waits for those running and for snapshot writes. */
   close(): Promise<void>;
@@ -458,6 +464,21 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         () => inFlight.delete(envelope.commandId),
       );
       return deadlines.within(outcome, deadline, subject);
+    },
+
+    currentState<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S> {
+      const subject = `ev.${type.name}.${aggregateId}`;
+      return queue.run(subject, async () => {
+        let last;
+        try {
+          last = await store.lastSequence(subject);
+        } catch (err) {
+          throw unavailableOr(err, `a read of the last commit of ${subject}`);
+        }
+        // Another process may have moved the aggregate past the cached state.
+        if (cache?.peek(subject)?.seq !== last) cache?.delete(subject);
+        return (await load(type, subject)).state as S;
+      });
     },
 
     stats,

@@ -7,7 +7,7 @@ import { artworkType } from "../../commands/marketplace/artwork-routes.js";
 import { purchaseType } from "../../commands/marketplace/purchase-routes.js";
 import { walletType } from "../../commands/marketplace/wallet-routes.js";
 import { quoteSale } from "../../domain/artwork/decide.js";
-import type { ArtworkCommand, ArtworkState, Payout, SaleQuote } from "../../domain/artwork/types.js";
+import type { ArtworkCommand, Payout, SaleQuote } from "../../domain/artwork/types.js";
 import { DomainError } from "../../domain/errors.js";
 import { evolve, initialState } from "../../domain/purchase/evolve.js";
 import type { PurchaseState, PurchaseStep } from "../../domain/purchase/types.js";
@@ -114,18 +114,9 @@ export function purchaseProcess(options: { readonly store: EventStore; readonly 
     }
   };
 
-  /** The artwork as the stream holds it now. */
-  const readArtwork = async (artworkId: string): Promise<ArtworkState> => {
-    let state = artworkType.decider.initialState;
-    for (const c of await store.readAggregate(`ev.${artworkType.name}.${artworkId}`)) {
-      for (const event of c.events) state = artworkType.decider.evolve(state, artworkType.decodeEvent(event));
-    }
-    return state;
-  };
-
   /** The sale as the artwork stands now: its seller and payouts, or why it is not for sale to the purchase. */
   const quoteNow = async (id: string, p: Started): Promise<{ quote: SaleQuote } | { refused: string }> => {
-    const artwork = await readArtwork(p.artworkId);
+    const artwork = await pipeline.currentState(artworkType, p.artworkId);
     try {
       return { quote: quoteSale({ artworkId: p.artworkId, purchaseId: id, buyerId: p.buyerId, priceCents: p.priceCents }, artwork) };
     } catch (err) {
