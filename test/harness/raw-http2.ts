@@ -42,12 +42,17 @@ export async function openRawSession(url: string): Promise<RawSession> {
           resolve();
           return;
         }
-        session.once("close", resolve);
-        session.close();
-        // Node now and then leaves a session that has closed all its streams waiting; do not hang the spec on it.
-        setTimeout(() => {
+        const timer = setTimeout(() => {
+          // Node now and then leaves a session that has closed all its streams waiting, and then emits no "close"
+          // even once destroyed: destroy it and go on, never hanging the spec on it.
           session.destroy();
-        }, 2_000).unref();
+          resolve();
+        }, 2_000);
+        session.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        session.close();
       }),
   };
 }
