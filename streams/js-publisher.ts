@@ -1,5 +1,5 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { createInbox, headers, nuid, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
 import { publishTurn } from "./publish-turn.js";
@@ -11,6 +11,8 @@ export interface PubAck {
   readonly seq: number;
   /** The message id was seen inside the duplicate window: nothing was stored. */
   readonly duplicate: boolean;
+  /** For an atomic batch: how many messages it stored, the last at `seq` and the others just before it. */
+  readonly count?: number;
 }
 
 /** Guards of one publish. */
@@ -19,6 +21,18 @@ export interface PublishGuards {
   readonly msgId?: string;
   /** `Nats-Expected-Last-Subject-Sequence`: refused with API code 10071 unless the subject's last message has it. */
   readonly expectedLastSubjectSeq?: number;
+  /**
+   * `Nats-Expected-Last-Subject-Sequence-Subject`: with `expectedLastSubjectSeq`, the condition is on the last
+   * message of this subject (wildcards allowed) instead of the message's own subject.
+   */
+  readonly expectedLastSubjectSeqSubject?: string;
+}
+
+/** One message of an atomic batch. */
+export interface BatchMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly guards?: PublishGuards;
 }
 
 /** Publishes to JetStream and waits for the acknowledgement. */
@@ -29,6 +43,15 @@ export interface JsPublisher {
    * no acknowledgement comes within the timeout, no stream takes the subject or the connection closes.
    */
   publish(subject: string, data: Uint8Array, guards?: PublishGuards): Promise<PubAck>;
+  /**
+   * Publishes `messages` as one atomic batch (a stream with `allow_atomic`, nats-server 2.12+): the server
+   * stores all of them, consecutively and in order, or none, and checks every message's guards against the
+   * stream as it was before the batch. One acknowledgement answers the whole batch (its `seq` is the last
+   * message's); the messages leave in one socket write with no reply but the commit's, so a batch costs one
+   * round trip. Rejects like {@link JsPublisher.publish}: with the server's JetStreamApiError when it refuses
+   * the batch (10071 when any guard failed), UnavailableError when no answer comes in time.
+   */
+  publishBatch(messages: readonly BatchMessage[]): Promise<PubAck>;
   /** Stops listening; publishes still waiting are rejected with UnavailableError. */
   close(): void;
 }
@@ -62,7 +85,7 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
       w.reject(new UnavailableError(`no JetStream stream answered a publish to ${w.subject}`));
       return;
     }
-    let body: { stream?: string; seq?: number; duplicate?: boolean; error?: { code: number; err_code: number; description: string } };
+    let body: { stream?: string; seq?: number; duplicate?: boolean; count?: number; error?: { code: number; err_code: number; description: string } };
     try {
       body = msg.json();
     } catch (err) {
@@ -73,7 +96,12 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
       w.reject(new JetStreamApiError(body.error));
       return;
     }
-    w.resolve({ stream: body.stream ?? "", seq: body.seq ?? 0, duplicate: body.duplicate === true });
+    w.resolve({
+      stream: body.stream ?? "",
+      seq: body.seq ?? 0,
+      duplicate: body.duplicate === true,
+      ...(body.count === undefined ? {} : { count: body.count }),
+    });
   };
 
   const sub: Subscription = nc.subscribe(`${prefix}.*`, {
@@ -104,26 +132,45 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
   }, tickMs);
   sweeper.unref();
 
+  /** Sends `messages` in this turn's socket write, the last with the reply subject the answer comes back on. */
+  const send = async (
+    what: string,
+    messages: readonly { readonly subject: string; readonly data: Uint8Array; readonly headers: MsgHdrs }[],
+  ): Promise<PubAck> => {
+    if (closed) throw new UnavailableError(`the NATS connection closed: cannot publish to ${what}`);
+    await publishTurn();
+    const id = (next++).toString(36);
+    return new Promise<PubAck>((resolve, reject) => {
+      waiting.set(id, { subject: what, deadline: performance.now() + timeoutMs, resolve, reject });
+      try {
+        const lastIndex = messages.length - 1;
+        messages.forEach((m, i) => {
+          nc.publish(m.subject, m.data, i === lastIndex ? { reply: `${prefix}.${id}`, headers: m.headers } : { headers: m.headers });
+        });
+      } catch (err) {
+        waiting.delete(id);
+        const failure = unavailableOr(err, `a publish to ${what}`);
+        reject(failure instanceof Error ? failure : new Error(String(failure)));
+      }
+    });
+  };
+
   return {
     async publish(subject, data, guards = {}) {
-      if (closed) throw new UnavailableError(`the NATS connection closed: cannot publish to ${subject}`);
-      const h = headers();
-      if (guards.msgId !== undefined) h.set("Nats-Msg-Id", guards.msgId);
-      if (guards.expectedLastSubjectSeq !== undefined) {
-        h.set("Nats-Expected-Last-Subject-Sequence", String(guards.expectedLastSubjectSeq));
-      }
-      await publishTurn();
-      const id = (next++).toString(36);
-      return new Promise<PubAck>((resolve, reject) => {
-        waiting.set(id, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
-        try {
-          nc.publish(subject, data, { reply: `${prefix}.${id}`, headers: h });
-        } catch (err) {
-          waiting.delete(id);
-          const failure = unavailableOr(err, `a publish to ${subject}`);
-          reject(failure instanceof Error ? failure : new Error(String(failure)));
-        }
-      });
+      return send(subject, [{ subject, data, headers: guardHeaders(guards) }]);
+    },
+
+    async publishBatch(messages) {
+      const last = messages.at(-1);
+      if (last === undefined) throw new RangeError("an atomic batch needs at least one message");
+      const batchId = nuid.next();
+      return send(last.subject, messages.map((m, i) => {
+        const h = guardHeaders(m.guards ?? {});
+        h.set("Nats-Batch-Id", batchId);
+        h.set("Nats-Batch-Sequence", String(i + 1));
+        if (i === messages.length - 1) h.set("Nats-Batch-Commit", "1");
+        return { subject: m.subject, data: m.data, headers: h };
+      }));
     },
 
     close() {
@@ -133,4 +180,16 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
       rejectAll("the publisher closed");
     },
   };
+}
+
+function guardHeaders(guards: PublishGuards): MsgHdrs {
+  const h = headers();
+  if (guards.msgId !== undefined) h.set("Nats-Msg-Id", guards.msgId);
+  if (guards.expectedLastSubjectSeq !== undefined) {
+    h.set("Nats-Expected-Last-Subject-Sequence", String(guards.expectedLastSubjectSeq));
+  }
+  if (guards.expectedLastSubjectSeqSubject !== undefined) {
+    h.set("Nats-Expected-Last-Subject-Sequence-Subject", guards.expectedLastSubjectSeqSubject);
+  }
+  return h;
 }
