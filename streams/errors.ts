@@ -3,16 +3,34 @@
  * branch on the kind, never on message text; transport codes are assigned elsewhere, in one place.
  */
 
-/** An append's expected subject sequence did not match the subject's last sequence (JetStream API code 10071). */
+/**
+ * An append's expected subject sequence did not match the subject's last sequence (JetStream API code 10071).
+ * For an atomic batch, `part` is the index of the commit whose condition failed, `subject` its subject (or the
+ * subject its condition was on); nothing of the batch was stored.
+ */
 export class ConcurrencyError extends Error {
   readonly kind = "concurrency";
+  readonly part: number;
   constructor(
     readonly subject: string,
     readonly expectedSeq: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { readonly part?: number },
   ) {
     super(`${subject} has moved past sequence ${expectedSeq}`, options);
     this.name = "ConcurrencyError";
+    this.part = options?.part ?? 0;
+  }
+}
+
+/** An atomic batch carried the record of a command id that the stream already holds: nothing was stored. */
+export class RecordExistsError extends Error {
+  readonly kind = "record-exists";
+  constructor(
+    readonly commandId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`command ${commandId} already has a record`, options);
+    this.name = "RecordExistsError";
   }
 }
 

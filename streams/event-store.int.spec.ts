@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestNats, testConfig, type TestNats } from "../test/harness/nats.js";
 import { until } from "../test/harness/until.js";
 import type { EventRecord } from "./commit-codec.js";
-import { ConcurrencyError, InvalidAppendError } from "./errors.js";
+import { ConcurrencyError, InvalidAppendError, RecordExistsError } from "./errors.js";
 import type { StoredCommit } from "./event-store.js";
 import { openStreams, type OpenStreams } from "./open-streams.js";
 
@@ -218,12 +218,13 @@ describe("optimistic concurrency", () => {
 });
 
 describe("idempotency", () => {
-  it("appends a command id once and reports the repeat as a duplicate of the original", async () => {
+  it("appends a command id once inside the duplicate window and reports the repeat as a duplicate", async () => {
     const subject = aggregate();
     const commandId = randomUUID();
     const first = await streams.store.append(subject, events(3), { commandId, expectedSeq: 0 });
-    // The retry carries the same expected sequence as the original: deduplication must come first.
-    const again = await streams.store.append(subject, events(3), { commandId, expectedSeq: 0 });
+    // Unconditional: whether a repeat with a now-stale expected sequence is a duplicate or a conflict depends on
+    // the server's version, which is why commands carry a record of their own (see "atomic batches").
+    const again = await streams.store.append(subject, events(3), { commandId });
     expect(first.duplicate).toBe(false);
     expect(again).toEqual({ seq: first.seq, duplicate: true });
     const concurrent = await Promise.all(
@@ -269,5 +270,155 @@ describe("atomicity", () => {
     expect(all.filter((c) => subjects.includes(c.subject))).toHaveLength(120);
     expect(all.every(whole)).toBe(true);
     expect(seen).toBeGreaterThan(0);
+  });
+});
+
+describe("atomic batches", () => {
+  const record = (text: string): Uint8Array => enc.encode(text);
+
+  it("stores a record and commits to several subjects consecutively, read back by every read", async () => {
+    const subjects = Array.from({ length: 3 }, aggregate);
+    const commandId = randomUUID();
+    const parts = subjects.map((subject, i) => ({ subject, events: events(i + 1, subject), expectedSeq: 0, aggregateVersion: 1 }));
+    const result = await streams.store.appendBatch(parts, { commandId, actor: "a", record: record("r1") });
+    const first = result.seqs[0] ?? 0;
+    expect(result.seqs).toEqual([first, first + 1, first + 2]);
+    expect(result.recordSeq).toBe(first - 1);
+    const stored = await streams.store.readRecord(commandId);
+    expect(stored?.seq).toBe(first - 1);
+    expect(dec.decode(stored?.data)).toBe("r1");
+    const all = await collect(streams.store.readAll({ fromSeq: first - 1 }));
+    expect(all.map((c) => [c.seq, c.subject, c.events.length])).toEqual(subjects.map((s, i) => [first + i, s, i + 1]));
+    expect(all.every((c) => c.metadata.commandId === commandId && c.metadata.actor === "a")).toBe(true);
+    for (const [i, subject] of subjects.entries()) {
+      expect((await streams.store.readAggregate(subject)).map((c) => c.seq)).toEqual([first + i]);
+    }
+    expect(await streams.store.head()).toBe(first + 2);
+  });
+
+  it("refuses the whole batch when one part's condition is stale, and names that part", async () => {
+    const [a, b, c] = [aggregate(), aggregate(), aggregate()];
+    const bSeq = (await streams.store.append(b, events(1), { commandId: randomUUID() })).seq;
+    const commandId = randomUUID();
+    const refusal = streams.store.appendBatch(
+      [
+        { subject: a, events: events(1), expectedSeq: 0 },
+        { subject: b, events: events(1), expectedSeq: bSeq - 1 },
+        { subject: c, events: events(1), expectedSeq: 0 },
+      ],
+      { commandId, record: record("r") },
+    );
+    await expect(refusal).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(refusal).rejects.toMatchObject({ part: 1, subject: b, expectedSeq: bSeq - 1 });
+    expect([await streams.store.lastSequence(a), await streams.store.lastSequence(b), await streams.store.lastSequence(c)])
+      .toEqual([0, bSeq, 0]);
+    expect(await streams.store.readRecord(commandId)).toBeUndefined();
+  });
+
+  it("stores a command id's record once: a second batch with it is refused whole", async () => {
+    const [a, b] = [aggregate(), aggregate()];
+    const commandId = randomUUID();
+    const first = await streams.store.appendBatch([{ subject: a, events: events(1), expectedSeq: 0 }], { commandId, record: record("1") });
+    const again = streams.store.appendBatch([{ subject: b, events: events(1) }], { commandId, record: record("2") });
+    await expect(again).rejects.toBeInstanceOf(RecordExistsError);
+    expect(await streams.store.lastSequence(b)).toBe(0);
+    expect((await streams.store.readRecord(commandId))?.seq).toBe(first.recordSeq);
+  });
+
+  it("stores a record alone, and the head stays at the last commit", async () => {
+    const subject = aggregate();
+    const seq = (await streams.store.append(subject, events(1), { commandId: randomUUID() })).seq;
+    const before = await streams.store.head();
+    expect(before).toBeGreaterThanOrEqual(seq);
+    const commandId = randomUUID();
+    const result = await streams.store.appendBatch([], { commandId, record: record("nothing changed") });
+    expect(result).toEqual({ seqs: [], recordSeq: expect.any(Number) as number });
+    expect(await streams.store.head()).toBe(before);
+    expect(dec.decode((await streams.store.readRecord(commandId))?.data)).toBe("nothing changed");
+  });
+
+  it("lets exactly one of 24 racing batches over overlapping subjects win", async () => {
+    const subjects = Array.from({ length: 4 }, aggregate);
+    const results = await Promise.allSettled(
+      Array.from({ length: 24 }, (_, i) => {
+        // Every writer touches the first subject and two of the others, all expected new.
+        const mine = [subjects[0] as string, subjects[1 + (i % 3)] as string, subjects[1 + ((i + 1) % 3)] as string];
+        return streams.store.appendBatch(
+          mine.map((subject) => ({ subject, events: events(1), expectedSeq: 0 })),
+          { commandId: randomUUID(), record: record(String(i)) },
+        );
+      }),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ConcurrencyError);
+    const stored = await Promise.all(subjects.map((s) => streams.store.readAggregate(s)));
+    expect(stored.map((c) => c.length).reduce((x, y) => x + y)).toBe(3);
+  });
+
+  it("holds a condition on a wildcard subject: no commit on any matching subject since the one expected", async () => {
+    const type = `ev.w${randomUUID().slice(0, 8)}`;
+    const first = await streams.store.appendBatch([{ subject: `${type}.a`, events: events(1), expectedSeq: 0, expectedSeqOf: `${type}.*` }], {
+      commandId: randomUUID(),
+    });
+    const seq = first.seqs[0] ?? 0;
+    await expect(
+      streams.store.appendBatch([{ subject: `${type}.b`, events: events(1), expectedSeq: 0, expectedSeqOf: `${type}.*` }], {
+        commandId: randomUUID(),
+      }),
+    ).rejects.toMatchObject({ part: 0, subject: `${type}.*`, expectedSeq: 0 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 24 }, (_, i) =>
+        streams.store.appendBatch([{ subject: `${type}.${i}`, events: events(1), expectedSeq: seq, expectedSeqOf: `${type}.*` }], {
+          commandId: randomUUID(),
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+  });
+
+  it("refuses batches it cannot store", async () => {
+    const commandId = randomUUID();
+    await expect(streams.store.appendBatch([], { commandId })).rejects.toBeInstanceOf(InvalidAppendError);
+    await expect(streams.store.appendBatch([{ subject: "ev.*", events: events(1) }], { commandId })).rejects.toBeInstanceOf(InvalidAppendError);
+    await expect(streams.store.appendBatch([{ subject: aggregate(), events: [] }], { commandId })).rejects.toBeInstanceOf(InvalidAppendError);
+    await expect(streams.store.appendBatch([], { commandId: "a.b", record: record("x") })).rejects.toBeInstanceOf(InvalidAppendError);
+    const tooMany = Array.from({ length: 1_000 }, () => ({ subject: aggregate(), events: events(1) }));
+    await expect(streams.store.appendBatch(tooMany, { commandId })).rejects.toBeInstanceOf(InvalidAppendError);
+  });
+
+  it("never shows a reader part of a batch", async () => {
+    const subjects = Array.from({ length: 4 }, aggregate);
+    const from = (await streams.store.head()) + 1;
+    const batches = 40;
+    const ctl = new AbortController();
+    // A follower that, the moment it sees a batch's first commit, reads the batch's last: it must be there.
+    const checked: Promise<boolean>[] = [];
+    const follower = (async () => {
+      let seen = 0;
+      for await (const c of streams.store.follow({ fromSeq: from, signal: ctl.signal })) {
+        if (!subjects.includes(c.subject)) continue;
+        if (c.subject === subjects[0]) {
+          const last = streams.store.readCommit(c.seq + 3);
+          checked.push(last.then((l) => l?.metadata.commandId === c.metadata.commandId && l.subject === subjects[3]));
+        }
+        if (++seen === batches * 4) return;
+      }
+    })();
+    for (let i = 0; i < batches; i++) {
+      // Commits of up to 50 events of 1 KiB each: a batch spans many network writes.
+      const parts = subjects.map((subject, k) => ({ subject, events: events(1 + ((i * 7 + k * 13) % 50), "x".repeat(1024)) }));
+      await streams.store.appendBatch(parts, { commandId: randomUUID(), record: record(String(i)) });
+    }
+    await follower;
+    ctl.abort();
+    expect(await Promise.all(checked)).toEqual(Array.from({ length: batches }, () => true));
+    const all = (await collect(streams.store.readAll({ fromSeq: from }))).filter((c) => subjects.includes(c.subject));
+    expect(all).toHaveLength(batches * 4);
+    for (let i = 0; i < all.length; i += 4) {
+      const batch = all.slice(i, i + 4);
+      expect(batch.map((c) => c.subject)).toEqual(subjects);
+      expect(batch.map((c) => c.seq - (batch[0]?.seq ?? 0))).toEqual([0, 1, 2, 3]);
+      expect(new Set(batch.map((c) => c.metadata.commandId)).size).toBe(1);
+    }
   });
 });

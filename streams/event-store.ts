@@ -10,11 +10,11 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
-import { ConcurrencyError, InvalidAppendError, UnavailableError } from "./errors.js";
+import { ConcurrencyError, InvalidAppendError, RecordExistsError, UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
-import { createJsPublisher, type JsPublisher } from "./js-publisher.js";
+import { createJsPublisher, type BatchMessage, type JsPublisher } from "./js-publisher.js";
 import { pumpMessages, type ConsumerRead, type ReadRestart } from "./ordered-read.js";
-import { eventSubjects } from "./topology.js";
+import { eventSubjects, recordSubject } from "./topology.js";
 
 /** Options of {@link EventStore.append}. */
 export interface AppendOptions {
@@ -38,6 +38,53 @@ export interface AppendResult {
   readonly seq: number;
   /** True when the command id had already been appended inside the duplicate window; nothing was written. */
   readonly duplicate: boolean;
+}
+
+/** One commit of an atomic batch ({@link EventStore.appendBatch}). */
+export interface CommitPart {
+  readonly subject: string;
+  readonly events: readonly EventRecord[];
+  /**
+   * The condition of this commit: the stream sequence of the last commit on `subject` (or, with
+   * `expectedSeqOf`, on that subject) that the decision was based on, 0 for none. Omitted: unconditional.
+   */
+  readonly expectedSeq?: number;
+  /**
+   * A subject, wildcards allowed, whose last commit `expectedSeq` is checked against instead of `subject`'s:
+   * a condition over several aggregates (say, no commit on `ev.listing.*` since the one the decision saw).
+   */
+  readonly expectedSeqOf?: string;
+  /** The aggregate's version after this commit, recorded in its metadata (default 0: not tracked). */
+  readonly aggregateVersion?: number;
+}
+
+/** Options of {@link EventStore.appendBatch}: what every commit of the batch records of its command. */
+export interface BatchOptions {
+  readonly commandId: string;
+  readonly actor?: string;
+  readonly correlationId?: string;
+  readonly causationId?: string;
+  /**
+   * The command's record, stored in the batch before its commits on `cmd.<commandId>` on condition that the
+   * command id has none yet: a command id is then used once for good, not only inside the duplicate window.
+   */
+  readonly record?: Uint8Array;
+}
+
+/** What an atomic batch stored. */
+export interface BatchResult {
+  /** The stream sequence of each part's commit, in the parts' order: consecutive. */
+  readonly seqs: readonly number[];
+  /** The record's stream sequence, just before the first commit's, when the batch carried one. */
+  readonly recordSeq?: number;
+}
+
+/** A command record as read back from the stream. */
+export interface StoredRecord {
+  /** Its stream sequence: the commits of its batch follow it immediately. */
+  readonly seq: number;
+  readonly storedAt: Date;
+  readonly data: Uint8Array;
 }
 
 /** A commit as read back from the stream. */
@@ -85,6 +132,22 @@ export interface EventStore {
    */
   append(subject: string, events: readonly EventRecord[], options: AppendOptions): Promise<AppendResult>;
   /**
+   * Appends `parts`, commits to any subjects of the stream, and the command's `record` (when given) as one
+   * atomic batch in one round trip: all of it is stored, consecutively and in order (the record first), or
+   * nothing. Each part's condition is checked against the stream as it was before the batch, so a batch sees
+   * no commit of another writer in between. A reader never sees part of a batch: its messages become visible
+   * together.
+   *
+   * Throws RecordExistsError when the stream already holds a record of the command id, ConcurrencyError naming
+   * the first part whose condition failed, UnavailableError when NATS does not answer in time (the batch may or
+   * may not have been stored: a record tells, see {@link EventStore.readRecord}), InvalidAppendError for an
+   * empty commit, a subject outside the stream, or nothing to append (no part and no record), or a batch of more
+   * than 999 parts.
+   */
+  appendBatch(parts: readonly CommitPart[], options: BatchOptions): Promise<BatchResult>;
+  /** The record of `commandId` that an {@link EventStore.appendBatch} stored, or undefined when there is none. */
+  readRecord(commandId: string): Promise<StoredRecord | undefined>;
+  /**
    * The commits of one aggregate after `afterSeq` (default 0), in order. `lastSeq`, when the caller already
    * knows the subject's last sequence ({@link EventStore.lastSequence}), saves the request that finds it.
    */
@@ -121,7 +184,10 @@ export interface EventStore {
   findCommit(subject: string, commandId: string, afterSeq: number): Promise<StoredCommit | undefined>;
   /** The stream sequence of the subject's last commit, 0 when it has none. */
   lastSequence(subject: string): Promise<number>;
-  /** The stream's last sequence, 0 when it is empty. */
+  /**
+   * The stream sequence of the stream's last commit, 0 when it has none: what a reader of every commit has
+   * reached once it is caught up (command records, on subjects of their own, are not commits).
+   */
   head(): Promise<number>;
 }
 
@@ -148,6 +214,13 @@ export interface EventStoreOptions {
 }
 
 const validSubject = /^ev(\.[^.*>\s]+)+$/;
+/** A command id must be one subject token. */
+const validCommandId = /^[^.*>\s]+$/;
+/** The server's limit of messages in an atomic batch. */
+const maxBatchMessages = 1_000;
+
+/** Messages {@link EventStore.head} steps back over, at most, to find the last commit; past it the stream's last sequence is the head. */
+const headSearchLimit = 64;
 
 /** How long {@link EventStore.followBatches} waits, at most, for commits to fill a batch while catching up. */
 const catchUpWaitMs = 10;
@@ -356,20 +429,46 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     }
   }
 
+  /**
+   * Why a refused batch was refused: its record's command id already has one, or the first part whose
+   * condition no longer holds (sequences only grow, so a condition that failed still fails).
+   */
+  async function refusalOf(err: JetStreamApiError, parts: readonly CommitPart[], batch: BatchOptions): Promise<Error> {
+    const [record, lasts] = await Promise.all([
+      batch.record === undefined ? undefined : directGet({ last_by_subj: recordSubject(batch.commandId) }),
+      Promise.all(parts.map(async (p) => (p.expectedSeq === undefined ? undefined : lastSeqOf(p.expectedSeqOf ?? p.subject)))),
+    ]);
+    if (record !== undefined) return new RecordExistsError(batch.commandId, { cause: err });
+    const failed = parts.findIndex((p, i) => p.expectedSeq !== undefined && lasts[i] !== p.expectedSeq);
+    const part = Math.max(0, failed);
+    const { subject, expectedSeq, expectedSeqOf } = parts[part] as CommitPart;
+    return new ConcurrencyError(expectedSeqOf ?? subject, expectedSeq ?? 0, { cause: err, part });
+  }
+
+  async function lastSeqOf(subject: string): Promise<number> {
+    return (await directGet({ last_by_subj: subject }))?.seq ?? 0;
+  }
+
   async function head(): Promise<number> {
+    let last: number;
     try {
-      return (await (await jsm).streams.info(stream)).state.last_seq;
+      last = (await (await jsm).streams.info(stream)).state.last_seq;
     } catch (err) {
       throw unavailableOr(err, `a request for the head of stream ${stream}`);
     }
+    // A batch stores its record first, so the stream ends on a record only after commands that appended
+    // nothing: a few steps back, at most, find the last commit. (A direct get of the last message on `ev.>`
+    // would search every subject of the stream; measured, 8 ms at 200 000 subjects.)
+    for (let seq = last, steps = 0; seq > 0 && steps < headSearchLimit; seq--, steps++) {
+      const m = await directGet({ seq });
+      if (m === undefined || m.subject.startsWith("ev.")) return m?.seq ?? seq;
+    }
+    return last;
   }
 
   return {
     async append(subject, events, append) {
-      if (!validSubject.test(subject)) {
-        throw new InvalidAppendError(`subject "${subject}" is not an event subject (ev.<type>.<id>, no wildcards)`);
-      }
-      if (events.length === 0) throw new InvalidAppendError("a commit needs at least one event");
+      checkCommit(subject, events);
       const data = encodeCommit({
         events,
         metadata: {
@@ -394,6 +493,61 @@ export function createEventStore(options: EventStoreOptions): EventStore {
         }
         throw unavailableOr(err, `an append to ${subject}`);
       }
+    },
+
+    async appendBatch(parts, batch) {
+      if (!validCommandId.test(batch.commandId)) {
+        throw new InvalidAppendError(`command id "${batch.commandId}" is not a single subject token`);
+      }
+      if (parts.length === 0 && batch.record === undefined) throw new InvalidAppendError("a batch needs a commit or a record");
+      if (parts.length + 1 > maxBatchMessages) {
+        throw new InvalidAppendError(`a batch holds at most ${maxBatchMessages - 1} commits, not ${parts.length}`);
+      }
+      for (const part of parts) checkCommit(part.subject, part.events);
+      const recordedAt = new Date();
+      const messages: BatchMessage[] = [];
+      if (batch.record !== undefined) {
+        messages.push({ subject: recordSubject(batch.commandId), data: batch.record, guards: { expectedLastSubjectSeq: 0 } });
+      }
+      for (const part of parts) {
+        messages.push({
+          subject: part.subject,
+          data: encodeCommit({
+            events: part.events,
+            metadata: {
+              commandId: batch.commandId,
+              actor: batch.actor ?? "",
+              correlationId: batch.correlationId ?? "",
+              causationId: batch.causationId ?? "",
+              recordedAt,
+              aggregateVersion: part.aggregateVersion ?? 0,
+            },
+          }),
+          guards: {
+            ...(part.expectedSeq === undefined ? {} : { expectedLastSubjectSeq: part.expectedSeq }),
+            ...(part.expectedSeqOf === undefined ? {} : { expectedLastSubjectSeqSubject: part.expectedSeqOf }),
+          },
+        });
+      }
+      let ack;
+      try {
+        ack = await publisher.publishBatch(messages);
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw await refusalOf(err, parts, batch);
+        }
+        throw unavailableOr(err, `an atomic batch of ${parts.length} commits`);
+      }
+      const first = ack.seq - parts.length + 1;
+      return {
+        seqs: parts.map((_, i) => first + i),
+        ...(batch.record === undefined ? {} : { recordSeq: first - 1 }),
+      };
+    },
+
+    async readRecord(commandId) {
+      const m = await directGet({ last_by_subj: recordSubject(commandId) });
+      return m === undefined ? undefined : { seq: m.seq, storedAt: m.time, data: m.data };
     },
 
     async readAggregate(subject, read = {}) {
@@ -434,12 +588,18 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       return undefined;
     },
 
-    async lastSequence(subject) {
-      return (await directGet({ last_by_subj: subject }))?.seq ?? 0;
-    },
+    lastSequence: lastSeqOf,
 
     head,
   };
+}
+
+/** Throws InvalidAppendError unless `events` make a commit on `subject`. */
+function checkCommit(subject: string, events: readonly EventRecord[]): void {
+  if (!validSubject.test(subject)) {
+    throw new InvalidAppendError(`subject "${subject}" is not an event subject (ev.<type>.<id>, no wildcards)`);
+  }
+  if (events.length === 0) throw new InvalidAppendError("a commit needs at least one event");
 }
 
 /** An abort controller that also aborts when `signal` does. */

@@ -13,6 +13,8 @@ import { UnavailableError } from "./errors.js";
 /** JetStream API codes that mean "try again later" rather than "you asked for something wrong". */
 const transientApiCodes = new Set([
   10008, // JetStream system temporarily unavailable (a cluster without a meta leader)
+  10176, // an atomic batch arrived incomplete (a message lost on the way): nothing of it was stored
+  10210, // too many atomic batches in flight on the stream: nothing of this one was stored
 ]);
 
 /**

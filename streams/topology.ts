@@ -12,8 +12,19 @@ import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { EventStreamSettings } from "./config.js";
 import { TopologyError } from "./errors.js";
 
-/** The subject space of the event stream: `ev.<aggregate type>.<aggregate id>`. */
+/** The subject space of the event stream's commits: `ev.<aggregate type>.<aggregate id>`. */
 export const eventSubjects = "ev.>";
+
+/**
+ * The subject space of command records in the event stream: `cmd.<command id>`, one message per command id,
+ * stored in the same atomic batch as the command's commits (see `EventStore.appendBatch`).
+ */
+export const recordSubjects = "cmd.>";
+
+/** The subject of the record of `commandId`. */
+export function recordSubject(commandId: string): string {
+  return `cmd.${commandId}`;
+}
 
 /** A KV bucket that foldline declares. */
 export interface BucketSpec {
@@ -62,7 +73,7 @@ export interface TopologyChange {
 function eventStreamConfig(settings: EventStreamSettings): Partial<StreamConfig> & { name: string } {
   return {
     name: settings.name,
-    subjects: [eventSubjects],
+    subjects: [eventSubjects, recordSubjects],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
@@ -72,6 +83,7 @@ function eventStreamConfig(settings: EventStreamSettings): Partial<StreamConfig>
     deny_purge: true,
     allow_direct: true,
     allow_rollup_hdrs: false,
+    allow_atomic: true,
   };
 }
 
