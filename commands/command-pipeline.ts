@@ -1,21 +1,14 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { DomainError } from "../domain/errors.js";
-import type { EventStore, StoredCommit } from "../streams/event-store.js";
-import type { JsPublisher } from "../streams/js-publisher.js";
-import { ConcurrencyError, UnavailableError } from "../streams/errors.js";
+import type { EventStore, StoredCommit, StoredRecord } from "../streams/event-store.js";
+import { ConcurrencyError, RecordExistsError, UnavailableError } from "../streams/errors.js";
 import { unavailableOr } from "../streams/nats-errors.js";
 import type { AggregateType } from "./aggregate-type.js";
-import { createCommandRecords, type CommandRecord, type ExistingRecord } from "./command-records.js";
-import {
-  CommandConflict,
-  CommandIdReused,
-  CommandInProgress,
-  ExpectedVersionMismatch,
-  ShuttingDown,
-} from "./errors.js";
+import { decodeRecord, encodeRecord, type CommandRecord } from "./command-records.js";
+import { CommandConflict, CommandIdReused, ExpectedVersionMismatch, ShuttingDown } from "./errors.js";
 import { createKeyedQueue } from "./keyed-queue.js";
 import { decodeState, encodeState } from "./snapshot-codec.js";
 
@@ -67,10 +60,6 @@ export interface PipelineStats {
 /** Options of {@link createCommandPipeline}. */
 export interface CommandPipelineOptions {
   readonly store: EventStore;
-  /** Writes the command records' claims. */
-  readonly publisher: JsPublisher;
-  /** The `foldline-commands` bucket. */
-  readonly commandsBucket: KV;
   /** The `foldline-snapshots` bucket. */
   readonly snapshotsBucket: KV;
   readonly log: Logger;
@@ -88,12 +77,6 @@ export interface CommandPipelineOptions {
   /** Attempts of a command whose append meets a concurrent writer, before it fails with CommandConflict (default 5). */
   readonly maxAttempts?: number;
   /**
-   * A command id whose record has been pending this long, with no commit of it in the stream, belongs to a
-   * request that died; a repeat then executes it (default 30 000 ms). Keep it below the stream's duplicate
-   * window, which catches the original's append if it was only delayed.
-   */
-  readonly takeOverAfterMs?: number;
-  /**
    * Bound on a whole command, from {@link CommandPipeline.execute} to its answer, queueing behind the commands
    * of the same aggregate included (default 5 000 ms; NATS_TIMEOUT_MS in the servers). Past it the caller gets
    * UnavailableError; a command still queued then is never executed.
@@ -101,7 +84,7 @@ export interface CommandPipelineOptions {
   readonly commandTimeoutMs?: number;
 }
 
-/** The command pipeline: idempotency record, load, decide, append, respond. */
+/** The command pipeline: load, decide, append with the command's record, respond. */
 export interface CommandPipeline {
   /**
    * Executes one command against its aggregate and answers the outcome. Commands on one aggregate run one at a
@@ -109,10 +92,16 @@ export interface CommandPipeline {
    * command that is not done by then gets UnavailableError (one still running goes on, and may append; a repeat
    * with the same id finds out), and one still queued behind it is dropped without being run.
    *
+   * A command's commit and its record (`cmd.<command id>`: the request's fingerprint and what it appended) are
+   * stored as one atomic batch, on condition that the command id has no record yet: one round trip, and a crash
+   * leaves both or neither. A repeat of the id, on any server and at any time, meets that record (its append is
+   * refused, or it finds the record before it answers a refusal) and answers from it and the commit after it
+   * what the first execution answered.
+   *
    * Throws the decider's domain errors, ExpectedVersionMismatch, CommandIdReused (the id came with a different
-   * request), CommandConflict (other writers kept winning), CommandInProgress (another process holds the id),
-   * UnavailableError (NATS did not answer; the command may have been appended, retry with the same id) and
-   * ShuttingDown after {@link close}. Nothing is written when it throws anything but UnavailableError.
+   * request), CommandConflict (other writers kept winning), UnavailableError (NATS did not answer; the command
+   * may have been appended, retry with the same id) and ShuttingDown after {@link close}. Nothing is written
+   * when it throws anything but UnavailableError.
    */
   execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>>;
   /**
@@ -150,10 +139,8 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   const snapshotEvery = options.snapshotEvery ?? 100;
   const snapshotAfterColdRead = options.snapshotAfterColdRead ?? 3;
   const maxAttempts = options.maxAttempts ?? 5;
-  const takeOverAfterMs = options.takeOverAfterMs ?? 30_000;
   const commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
   const deadlines = createDeadlines(commandTimeoutMs);
-  const records = createCommandRecords(options.commandsBucket, options.publisher);
   const snapshots = options.snapshotsBucket;
   const cache = cacheSize > 0 ? new LRUCache<string, Loaded>({ max: cacheSize }) : undefined;
   const queue = createKeyedQueue();
@@ -169,7 +156,6 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     repeats: 0,
   };
   let closing = false;
-  const instanceId = randomUUID();
 
   const fold = <C, E, S>(type: AggregateType<C, E, S>, from: Loaded, commits: readonly StoredCommit[]): Loaded => {
     let { state, version, seq } = from;
@@ -237,71 +223,57 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   });
 
   /**
-   * Answers a command id that already has a record: from its commit, or its stored outcome. When there is no
-   * commit and the attempt that wrote the record is over (it was this instance's, or it is older than the
-   * take-over age), returns the record's new revision: this request executes the command.
+   * What the first execution of a command id answered, from its record and the commit after it; throws
+   * CommandIdReused when the record is another request's.
    */
   async function answerRepeat<C, E, S>(
     type: AggregateType<C, E, S>,
     envelope: CommandEnvelope<C>,
     fingerprint: string,
-    found: ExistingRecord,
-  ): Promise<{ outcome: CommandOutcome<E> } | { revision: number }> {
-    const { record } = found;
+    stored: StoredRecord,
+  ): Promise<CommandOutcome<E>> {
+    const record = decodeRecord(stored.data);
     if (record.fingerprint !== fingerprint) throw new CommandIdReused(envelope.commandId);
-    if (record.state === "done" && record.commitSeq === undefined) {
-      stats.repeats++;
-      return {
-        outcome: {
-          aggregateId: envelope.aggregateId,
-          version: record.version ?? 0,
-          position: record.position ?? 0,
-          events: [],
-        },
-      };
+    stats.repeats++;
+    if (record.commits === 0) {
+      return { aggregateId: envelope.aggregateId, version: record.version, position: record.position, events: [] };
     }
-    const commit =
-      record.commitSeq === undefined
-        ? await store.findCommit(record.subject, envelope.commandId, record.after)
-        : await store.readCommit(record.commitSeq);
-    if (commit !== undefined) {
-      stats.repeats++;
-      if (record.state === "pending") {
-        // Later repeats read the commit directly instead of searching for it again.
-        const done: CommandRecord = {
-          ...record,
-          state: "done",
-          version: commit.metadata.aggregateVersion,
-          position: commit.seq,
-          commitSeq: commit.seq,
-        };
-        void records.replace(envelope.commandId, done, found.revision).catch((err: unknown) => {
-          log.debug({ err, commandId: envelope.commandId }, "could not mark a command record done; repeats will search again");
-        });
-      }
-      return { outcome: outcomeOf(type, envelope.aggregateId, commit) };
+    // The batch stored the record, then the command's commit: the next message.
+    const commit = await store.readCommit(stored.seq + 1);
+    if (commit?.metadata.commandId !== envelope.commandId) {
+      throw new Error(`the commit of command ${envelope.commandId} is not after its record at ${stored.seq}`);
     }
-    // A commit is never deleted (deny_delete); only a stream whose limits drop old messages could lose it.
-    if (record.state === "done") throw new Error(`commit ${record.commitSeq ?? 0} of command ${envelope.commandId} is gone`);
-    // An attempt of this instance that is not running any more failed before or during its append (a repeat
-    // while it runs joins it in `execute`). Should its append still reach the stream, the duplicate window
-    // turns this one's into a duplicate, answered from that commit.
-    const ownAttemptOver = record.owner === instanceId;
-    if (!ownAttemptOver && Date.now() - found.createdAt.getTime() < takeOverAfterMs) {
-      throw new CommandInProgress(envelope.commandId);
-    }
-    // The request that wrote the record gave up or died before appending: this one takes the command over.
-    const revision = await records.replace(envelope.commandId, { ...record, owner: instanceId }, found.revision);
-    if (revision === undefined) throw new CommandInProgress(envelope.commandId);
-    log.info({ commandId: envelope.commandId }, "took over a command whose earlier attempt ended before appending");
-    return { revision };
+    return outcomeOf(type, envelope.aggregateId, commit);
   }
 
-  /** Removes the record of a command that appended nothing; a record left behind is taken over later. */
-  async function releaseQuietly(commandId: string, revision: number): Promise<void> {
-    await records.release(commandId, revision).catch((err: unknown) => {
-      log.warn({ err, commandId }, "could not remove the record of a command that appended nothing");
-    });
+  /**
+   * Before a command is refused, or answered that nothing changes: was the id executed already (the state it
+   * met may be its own doing)? Then that first answer is the answer.
+   */
+  async function earlierOutcome<C, E, S>(
+    type: AggregateType<C, E, S>,
+    envelope: CommandEnvelope<C>,
+    fingerprint: string,
+  ): Promise<CommandOutcome<E> | undefined> {
+    let stored;
+    try {
+      stored = await store.readRecord(envelope.commandId);
+    } catch (err) {
+      throw unavailableOr(err, `a read of the record of command ${envelope.commandId}`);
+    }
+    return stored === undefined ? undefined : answerRepeat(type, envelope, fingerprint, stored);
+  }
+
+  /** Answers from the record that made an append of `envelope` fail: the command id was executed already. */
+  async function recordedOutcome<C, E, S>(
+    type: AggregateType<C, E, S>,
+    envelope: CommandEnvelope<C>,
+    fingerprint: string,
+  ): Promise<CommandOutcome<E>> {
+    const outcome = await earlierOutcome(type, envelope, fingerprint);
+    // A record is never deleted (deny_delete): the one that refused the append is there.
+    if (outcome === undefined) throw new UnavailableError(`the record of command ${envelope.commandId} could not be read back`);
+    return outcome;
   }
 
   async function run<C, E, S>(
@@ -314,33 +286,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     // A cached state may be behind another process's writes (another server, a process manager): before it
     // refuses a command, or answers that nothing changes, the stream is asked whether the aggregate moved.
     let fromCache = cache?.has(subject) === true;
-    // The record and the aggregate are read at once. The record's `after` must be a position the command's
-    // commit will follow: the cached one, or 0, which only makes a rare recovery read longer.
-    const [loading, claiming] = await Promise.allSettled([
-      load(type, subject),
-      records.claim(envelope.commandId, {
-        state: "pending",
-        fingerprint,
-        subject,
-        after: cache?.peek(subject)?.seq ?? 0,
-        owner: instanceId,
-      }),
-    ]);
-    if (claiming.status === "rejected") throw claiming.reason;
-    const claim = claiming.value;
-    if (loading.status === "rejected") {
-      if (claim.claimed) await releaseQuietly(envelope.commandId, claim.revision);
-      throw loading.reason;
-    }
-    let loaded = loading.value;
-    let revision: number;
-    if (claim.claimed) {
-      revision = claim.revision;
-    } else {
-      const repeat = await answerRepeat(type, envelope, fingerprint, claim);
-      if ("outcome" in repeat) return repeat.outcome;
-      revision = repeat.revision;
-    }
+    let loaded = await load(type, subject);
 
     /** Reloads a state that came from the cache when the stream has moved past it; true when it did. */
     const refreshed = async (): Promise<boolean> => {
@@ -357,85 +303,77 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       loaded = await load(type, subject);
       return true;
     };
+    /** Refuses the command with `err`, unless the command id was executed already: then its answer. */
+    const refuse = async (err: unknown): Promise<CommandOutcome<E>> => {
+      const earlier = await earlierOutcome(type, envelope, fingerprint);
+      if (earlier !== undefined) return earlier;
+      throw err;
+    };
 
-    let appendAttempted = false;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== loaded.version) {
-          if (await refreshed()) continue;
-          throw new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version);
-        }
-        let events: E[];
-        try {
-          events = decider.decide(envelope.command, loaded.state as S);
-        } catch (err) {
-          if (err instanceof DomainError && (await refreshed())) continue;
-          throw err;
-        }
-        if (events.length === 0 && (await refreshed())) continue;
-        if (events.length === 0) {
-          const done: CommandRecord = {
-            state: "done",
-            fingerprint,
-            subject,
-            after: loaded.seq,
-            version: loaded.version,
-            position: loaded.seq,
-          };
-          await records.replace(envelope.commandId, done, revision);
-          revision = 0; // the record is final now: nothing to release
-          return { aggregateId: envelope.aggregateId, version: loaded.version, position: loaded.seq, events: [] };
-        }
+    for (let attempt = 1; ; attempt++) {
+      if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== loaded.version) {
+        if (await refreshed()) continue;
+        return refuse(new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version));
+      }
+      let events: E[];
+      try {
+        events = decider.decide(envelope.command, loaded.state as S);
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        if (await refreshed()) continue;
+        return refuse(err);
+      }
+      if (events.length === 0 && (await refreshed())) continue;
 
-        const version = loaded.version + 1;
-        let appended;
-        try {
-          appendAttempted = true;
-          appended = await store.append(subject, events.map((e) => type.encodeEvent(e)), {
-            expectedSeq: loaded.seq,
+      const record: CommandRecord =
+        events.length === 0
+          ? { fingerprint, commits: 0, version: loaded.version, position: loaded.seq }
+          : { fingerprint, commits: 1, version: 0, position: 0 };
+      const version = loaded.version + 1;
+      let appended;
+      try {
+        appended = await store.appendBatch(
+          events.length === 0
+            ? []
+            : [{ subject, events: events.map((e) => type.encodeEvent(e)), expectedSeq: loaded.seq, aggregateVersion: version }],
+          {
             commandId: envelope.commandId,
             actor: envelope.actor,
             correlationId: envelope.correlationId,
             causationId: envelope.causationId,
-            aggregateVersion: version,
-          });
-        } catch (err) {
-          if (!(err instanceof ConcurrencyError)) throw err;
-          appendAttempted = false;
-          stats.conflicts++;
-          cache?.delete(subject);
-          loaded = await load(type, subject);
-          // The append expected the caller's version: the aggregate has moved past it, whatever the attempt.
-          if (envelope.expectedVersion !== undefined) {
-            throw new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version);
-          }
-          if (attempt >= maxAttempts) throw new CommandConflict(subject, attempt);
-          continue;
-        }
-        stats.appends++;
-        if (appended.duplicate) {
-          // The stream already holds this command's commit (a taken-over request that did append after all).
-          cache?.delete(subject);
-          const commit = await store.readCommit(appended.seq);
-          if (commit === undefined) throw new UnavailableError(`commit ${appended.seq} of ${subject} could not be read back`);
-          return outcomeOf(type, envelope.aggregateId, commit);
-        }
-        const state = events.reduce<S>((s, e) => decider.evolve(s, e), loaded.state as S);
-        const next = maybeSnapshot(
-          subject,
-          { state, version, seq: appended.seq, snapshotVersion: loaded.snapshotVersion, coldRead: 0 },
-          loaded.coldRead,
+            record: encodeRecord(record),
+          },
         );
-        cache?.set(subject, next);
-        return { aggregateId: envelope.aggregateId, version, position: appended.seq, events };
+      } catch (err) {
+        if (err instanceof RecordExistsError) {
+          // Executed before (on this server or another): its first answer, whatever the state is now.
+          cache?.delete(subject);
+          return recordedOutcome(type, envelope, fingerprint);
+        }
+        if (!(err instanceof ConcurrencyError)) throw err;
+        stats.conflicts++;
+        cache?.delete(subject);
+        loaded = await load(type, subject);
+        // The append expected the caller's version: the aggregate has moved past it, whatever the attempt.
+        if (envelope.expectedVersion !== undefined) {
+          return refuse(new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version));
+        }
+        if (attempt >= maxAttempts) throw new CommandConflict(subject, attempt);
+        continue;
       }
-    } catch (err) {
-      // Nothing was appended (or the append's fate is unknown, then the record must stay so a repeat can find
-      // out): a refused command leaves no record, so it may be sent again once the reason is gone.
-      if (revision !== 0 && !(appendAttempted && err instanceof UnavailableError)) {
-        await releaseQuietly(envelope.commandId, revision);
+      if (events.length === 0) {
+        return { aggregateId: envelope.aggregateId, version: loaded.version, position: loaded.seq, events: [] };
       }
-      throw err;
+      stats.appends++;
+      const seq = appended.seqs[0] ?? 0;
+      const state = events.reduce<S>((st, e) => decider.evolve(st, e), loaded.state as S);
+      const next = maybeSnapshot(
+        subject,
+        { state, version, seq, snapshotVersion: loaded.snapshotVersion, coldRead: 0 },
+        loaded.coldRead,
+      );
+      cache?.set(subject, next);
+      return { aggregateId: envelope.aggregateId, version, position: seq, events };
     }
   }
 

@@ -21,8 +21,6 @@ export interface CommandsConfig {
   readonly snapshotAfterColdRead: number;
   /** Attempts of a command against concurrent writers before ABORTED. */
   readonly maxAttempts: number;
-  /** Age after which a command record left pending by a dead request is taken over. */
-  readonly takeOverAfterMs: number;
   /** Commands of one Execute stream handled concurrently. */
   readonly maxInFlightPerStream: number;
   /** Time between two write probes of the health check. */
@@ -57,7 +55,6 @@ export function loadCommandsConfig(env: Env = process.env): CommandsConfig {
     snapshotEvery: integer("SNAPSHOT_EVERY", 100, 1, 1_000_000),
     snapshotAfterColdRead: integer("SNAPSHOT_AFTER_COLD_READ", 3, 1, 1_000_000),
     maxAttempts: integer("COMMAND_MAX_ATTEMPTS", 5, 1, 100),
-    takeOverAfterMs: integer("COMMAND_TAKEOVER_MS", 30_000, 1_000, 3_600_000),
     maxInFlightPerStream: integer("EXECUTE_MAX_IN_FLIGHT", 256, 1, 10_000),
     healthProbeIntervalMs: integer("HEALTH_PROBE_INTERVAL_MS", 1_000, 50, 60_000),
   };

@@ -15,7 +15,6 @@ import { capMessage, maxMessageChars } from "./bounded-text.js";
 import {
   CommandConflict,
   CommandIdReused,
-  CommandInProgress,
   ExpectedVersionMismatch,
   InvalidRequest,
   ShuttingDown,
@@ -56,7 +55,7 @@ function knownConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof UnknownMethod) return new ConnectError(err.message, Code.Unimplemented);
   if (err instanceof CommandIdReused) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ExpectedVersionMismatch) return new ConnectError(err.message, Code.FailedPrecondition);
-  if (err instanceof CommandConflict || err instanceof CommandInProgress) return new ConnectError(err.message, Code.Aborted);
+  if (err instanceof CommandConflict) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof UnavailableError || err instanceof ShuttingDown) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof NotInReadModel) return new ConnectError(err.message, Code.NotFound);
   if (err instanceof ReadModelBehind) return new ConnectError(err.message, Code.DeadlineExceeded);

@@ -43,15 +43,6 @@ export class CommandConflict extends Error {
   }
 }
 
-/** Another process is executing the same command id right now; retry it later with the same id. */
-export class CommandInProgress extends Error {
-  readonly kind = "command-in-progress";
-  constructor(commandId: string) {
-    super(`command ${commandId} is being executed by another request; retry it with the same id`);
-    this.name = "CommandInProgress";
-  }
-}
-
 /** The server is shutting down and takes no new commands. */
 export class ShuttingDown extends Error {
   readonly kind = "shutting-down";

@@ -11,7 +11,7 @@ import { jserrors } from "@nats-io/jetstream/internal";
 import { nanos, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { EventStreamSettings } from "./config.js";
 import { CapabilityError } from "./errors.js";
-import { eventSubjects, reconcileStream } from "./topology.js";
+import { eventSubjects, reconcileStream, recordSubjects } from "./topology.js";
 
 /** A server version as [major, minor, patch]. */
 export type Version = readonly [number, number, number];
@@ -88,7 +88,9 @@ export async function checkServer(
 export async function checkEventStream(jsm: JetStreamManager, settings: EventStreamSettings): Promise<void> {
   const config: StreamConfig = (await jsm.streams.info(settings.name)).config;
   const missing: string[] = [];
-  if (!config.subjects.includes(eventSubjects)) missing.push(`subjects include ${eventSubjects}`);
+  for (const subjects of [eventSubjects, recordSubjects]) {
+    if (!config.subjects.includes(subjects)) missing.push(`subjects include ${subjects}`);
+  }
   if (config.storage !== StorageType.File) missing.push("file storage");
   if (!config.deny_delete) missing.push("deny_delete");
   if (!config.deny_purge) missing.push("deny_purge");

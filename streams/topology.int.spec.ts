@@ -14,7 +14,6 @@ describe("topology as code", () => {
     await first.close();
     expect(first.changes.map((c) => `${c.stream} ${c.action}`)).toEqual([
       "EVENTS created",
-      "KV_foldline-commands created",
       "KV_foldline-snapshots created",
       "KV_foldline-leases created",
       "KV_foldline-processes created",

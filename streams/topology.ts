@@ -42,8 +42,6 @@ export interface TopologySpec {
   readonly buckets: readonly BucketSpec[];
 }
 
-/** The bucket of command records (idempotency keys), one entry per command id. */
-export const commandsBucket = "foldline-commands";
 /** The bucket of aggregate snapshots, one entry per aggregate. */
 export const snapshotsBucket = "foldline-snapshots";
 
@@ -55,7 +53,6 @@ export const processesBucket = "foldline-processes";
 
 /** The engine's own buckets; the domain may declare more beside them. */
 export const engineBuckets: readonly BucketSpec[] = [
-  { name: commandsBucket, description: "outcome of each command id, for idempotent retries", history: 1, ttlMs: 0 },
   { name: snapshotsBucket, description: "latest snapshot per aggregate", history: 1, ttlMs: 0 },
   { name: leasesBucket, description: "leader leases of projector workers", history: 1, ttlMs: 0 },
   { name: processesBucket, description: "checkpoints and parked commits of process managers", history: 1, ttlMs: 0 },

@@ -1,24 +1,21 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
-import { DepositRequestSchema, DepositResponseSchema, type DepositResponse } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
+import { DepositResponseSchema, type DepositResponse } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { clients, startTestApp } from "./harness/app.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
 
 const duplicateWindowMs = 1_000;
-const takeOverAfterMs = 1_000;
 let nats: TestNats;
 let app: App;
 let other: App;
 
 beforeAll(async () => {
   nats = await startTestNats();
-  const env = { EVENT_STREAM_DUPLICATE_WINDOW_MS: String(duplicateWindowMs), COMMAND_TAKEOVER_MS: String(takeOverAfterMs) };
+  const env = { EVENT_STREAM_DUPLICATE_WINDOW_MS: String(duplicateWindowMs) };
   app = await startTestApp(nats, env);
   other = await startTestApp(nats, env);
 });
@@ -60,11 +57,10 @@ describe("idempotent commands", () => {
     const elsewhere = await clients(other.url, "connect").wallet.deposit(request); // a server that never saw it
     expect(bytes(later).equals(bytes(one))).toBe(true);
     expect(bytes(elsewhere).equals(bytes(one))).toBe(true);
-    // The first repeat that had to search for the commit marked the record with its position; later ones read it.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const kv = await new Kvm(jetstream(app.streams.nc)).open("foldline-commands");
-    expect((await kv.get(request.metadata.commandId))?.json()).toMatchObject({ state: "done", commitSeq: Number(one.result?.position) });
-    expect(bytes(await clients(other.url).wallet.deposit(request)).equals(bytes(one))).toBe(true);
+    // The record travelled in the commit's batch, just before it.
+    const record = await app.streams.store.readRecord(request.metadata.commandId);
+    expect(record?.seq).toBe(Number(one.result?.position) - 1);
+    expect(JSON.parse(Buffer.from(record?.data ?? []).toString())).toMatchObject({ commits: 1 });
     expect(await commitsOf(request.metadata.commandId)).toBe(1);
 
     // The wallet holds the money once: the next deposit is version 3.
@@ -113,34 +109,5 @@ describe("idempotent commands", () => {
     await wallet.deposit({ metadata: { commandId: randomUUID() }, walletId, amountCents: 1n });
     const repeat = await clients(other.url).wallet.reserveFunds(request);
     expect(repeat).toEqual(first);
-  });
-
-  it("takes over a command whose request died before appending, once the record is old enough", async () => {
-    const walletId = await openWallet();
-    const request = create(DepositRequestSchema, { metadata: { commandId: randomUUID() }, walletId, amountCents: 40n });
-    // What a request leaves behind when its process dies between writing the record and appending.
-    const kv = await new Kvm(jetstream(app.streams.nc)).open("foldline-commands");
-    await kv.create(
-      request.metadata?.commandId ?? "",
-      new TextEncoder().encode(
-        JSON.stringify({
-          state: "pending",
-          fingerprint: createHash("sha256")
-            .update(DepositRequestSchema.typeName)
-            .update("\0")
-            .update(toBinary(DepositRequestSchema, request))
-            .digest("base64url"),
-          subject: `ev.wallet.${walletId}`,
-          after: 0,
-        }),
-      ),
-    );
-    const { wallet } = clients(app.url);
-    await expect(wallet.deposit(request)).rejects.toMatchObject({ code: Code.Aborted });
-    await sleep(takeOverAfterMs + 200);
-    const res = await wallet.deposit(request);
-    expect(res.result?.version).toBe(2n);
-    expect(await wallet.deposit(request)).toEqual(res);
-    expect(await commitsOf(request.metadata?.commandId ?? "")).toBe(1);
   });
 });

@@ -44,9 +44,8 @@ const startWorker = (database: string): ProjectorWorker =>
     NATS_URL: nats.url,
     DATA_DIR: dir,
     READ_MODEL_DB: database,
-    // A killed worker's lease, and the commands it was running, are taken over soon.
+    // A killed worker's lease is taken over soon.
     PROJECTOR_LEASE_TTL_MS: "1000",
-    COMMAND_TAKEOVER_MS: "2000",
   });
 
 /** Mints `count` artworks by distinct artists, each with a royalty split, and lists them at `price`. */

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { v5 as uuidv5 } from "uuid";
 import type { AggregateType } from "../../commands/aggregate-type.js";
 import type { CommandOutcome, CommandPipeline } from "../../commands/command-pipeline.js";
-import { CommandConflict, CommandInProgress, ExpectedVersionMismatch, ShuttingDown } from "../../commands/errors.js";
+import { CommandConflict, ExpectedVersionMismatch, ShuttingDown } from "../../commands/errors.js";
 import { artworkType } from "../../commands/marketplace/artwork-routes.js";
 import { purchaseType } from "../../commands/marketplace/purchase-routes.js";
 import { walletType } from "../../commands/marketplace/wallet-routes.js";
@@ -248,7 +248,6 @@ export function purchaseProcess(options: { readonly store: EventStore; readonly 
     transient: (err) =>
       err instanceof UnavailableError ||
       err instanceof CommandConflict ||
-      err instanceof CommandInProgress ||
       err instanceof ShuttingDown,
   };
 }
