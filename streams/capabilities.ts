@@ -16,10 +16,11 @@ import { eventSubjects, reconcileStream } from "./topology.js";
 /** A server version as [major, minor, patch]. */
 export type Version = readonly [number, number, number];
 
-/** The oldest server foldline runs on at all: direct get and `allow_direct` arrived in 2.9. */
-export const minimumVersion: Version = [2, 9, 0];
-/** The first server whose replicated streams enforce the expected subject sequence (nats-server issue 4320). */
-export const replicatedConcurrencyFixed: Version = [2, 9, 21];
+/**
+ * The oldest server foldline runs on: appends are atomic batches (`allow_atomic`), which arrived in 2.12. Older
+ * servers ignore the batch headers and store each message on its own, so a refused commit could leave part of it.
+ */
+export const minimumVersion: Version = [2, 12, 0];
 
 /** Parses "2.10.27" or "v2.10.27-beta"; undefined when it is not a version. */
 export function parseVersion(text: string): Version | undefined {
@@ -32,22 +33,14 @@ export function compareVersions(a: Version, b: Version): number {
   return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
 }
 
-/**
- * Why a server of `version` cannot carry streams of `replicas`, or undefined when it can. Servers before 2.9.21
- * let several writers with the same expected subject sequence win on replicated streams; `allowUnsafeReplicas`
- * accepts that risk explicitly.
- */
-export function versionProblem(version: string, replicas: number, allowUnsafeReplicas: boolean): string | undefined {
+/** Why foldline cannot run on a server of `version`, or undefined when it can. */
+export function versionProblem(version: string): string | undefined {
   const v = parseVersion(version);
   if (v === undefined) return `the server reports an unreadable version "${version}"`;
   if (compareVersions(v, minimumVersion) < 0) {
-    return `nats-server ${version} is too old: foldline needs 2.9.0 or newer (2.10 recommended)`;
-  }
-  if (replicas > 1 && compareVersions(v, replicatedConcurrencyFixed) < 0 && !allowUnsafeReplicas) {
     return (
-      `nats-server ${version} does not enforce optimistic concurrency on replicated streams (nats-server issue ` +
-      `4320, fixed in 2.9.21), so ${replicas} replicas are refused; upgrade the servers, use 1 replica, or set ` +
-      `ALLOW_UNSAFE_REPLICAS=true to accept lost updates`
+      `nats-server ${version} is too old: foldline needs 2.12 or newer (2.15 recommended), for atomic batch ` +
+      `publish; upgrade the server`
     );
   }
   return undefined;
@@ -57,12 +50,9 @@ export function versionProblem(version: string, replicas: number, allowUnsafeRep
  * The first half of the start-up self-test, before any stream is touched: the server's version (see
  * {@link versionProblem}) and JetStream being enabled for this account. Returns a JetStream manager.
  */
-export async function checkServer(
-  nc: NatsConnection,
-  options: { readonly replicas: number; readonly allowUnsafeReplicas: boolean; readonly timeoutMs: number },
-): Promise<JetStreamManager> {
+export async function checkServer(nc: NatsConnection, options: { readonly timeoutMs: number }): Promise<JetStreamManager> {
   const version = nc.info?.version ?? "";
-  const problem = versionProblem(version, options.replicas, options.allowUnsafeReplicas);
+  const problem = versionProblem(version);
   if (problem !== undefined) throw new CapabilityError(problem);
   try {
     return await jetstream(nc, { timeout: options.timeoutMs }).jetstreamManager(true);

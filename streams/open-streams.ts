@@ -56,8 +56,7 @@ export async function openStreams(
     }
     const url = config.natsUrl ?? embedded?.url ?? "";
     nc = await connectNats({ servers: url, auth: config.auth, tls: config.tls, timeoutMs: config.timeoutMs });
-    const { replicas } = config.stream;
-    const jsm = await checkServer(nc, { replicas, allowUnsafeReplicas: config.allowUnsafeReplicas, timeoutMs: config.timeoutMs });
+    const jsm = await checkServer(nc, { timeoutMs: config.timeoutMs });
     const changes = await applyTopology(nc, jsm, { stream: config.stream, buckets: [...engineBuckets, ...extraBuckets] });
     await checkEventStream(jsm, config.stream);
     await probeConcurrency(nc, jsm, config.stream, config.timeoutMs);
