@@ -11,8 +11,6 @@ export interface StreamsConfig {
   /** Root folder for local state; the embedded nats-server keeps its store in `<dataDir>/nats`. */
   readonly dataDir: string;
   readonly stream: EventStreamSettings;
-  /** Allow replicas > 1 on servers older than 2.9.21, whose replicated streams do not enforce optimistic concurrency. */
-  readonly allowUnsafeReplicas: boolean;
 }
 
 /** Credentials for an external NATS server; at most one of the ways is normally set. */
@@ -87,7 +85,7 @@ export function envReader(env: Env): EnvReader {
 
 /** Reads the configuration from `env` (normally `process.env`), refusing malformed values with a ConfigError. */
 export function loadStreamsConfig(env: Env = process.env): StreamsConfig {
-  const { text, integer, flag } = envReader(env);
+  const { text, integer } = envReader(env);
   const defined = <T extends object>(o: T): T =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
@@ -119,6 +117,5 @@ export function loadStreamsConfig(env: Env = process.env): StreamsConfig {
       replicas: integer("EVENT_STREAM_REPLICAS", 1, 1, 5),
       duplicateWindowMs: integer("EVENT_STREAM_DUPLICATE_WINDOW_MS", 120_000, 100, 7 * 24 * 3_600_000),
     },
-    allowUnsafeReplicas: flag("ALLOW_UNSAFE_REPLICAS"),
   };
 }

@@ -17,11 +17,9 @@ describe("configuration", () => {
       NATS_USER: "u",
       NATS_PASSWORD: "p",
       NATS_TLS_CA: "ca.pem",
-      ALLOW_UNSAFE_REPLICAS: "true",
     });
     expect(config.auth).toEqual({ user: "u", password: "p" });
     expect(config.tls).toEqual({ caFile: "ca.pem" });
-    expect(config.allowUnsafeReplicas).toBe(true);
   });
 
   it.each([
@@ -29,7 +27,6 @@ describe("configuration", () => {
     [{ EVENT_STREAM_REPLICAS: "two" }, /EVENT_STREAM_REPLICAS/],
     [{ NATS_TIMEOUT_MS: "1.5" }, /NATS_TIMEOUT_MS/],
     [{ EVENT_STREAM: "has space" }, /EVENT_STREAM/],
-    [{ ALLOW_UNSAFE_REPLICAS: "maybe" }, /ALLOW_UNSAFE_REPLICAS/],
     [{ NATS_TLS_CERT: "c.pem" }, /NATS_TLS_KEY/],
   ])("refuses %o", (env, message) => {
     expect(() => loadStreamsConfig(env)).toThrow(ConfigError);

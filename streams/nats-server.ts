@@ -47,9 +47,11 @@ const installScript = fileURLToPath(new URL("../scripts/install-nats-server.sh",
 let resolvedBinary: string | undefined;
 
 /**
- * Returns the path of a nats-server >= 2.10, providing one through `scripts/install-nats-server.sh` when none is
- * at hand (Debian trixie's package fetched into the project's `.nats/` folder). Throws with the script's
- * explanation of what to install when that is impossible.
+ * Returns the path of a nats-server >= 2.12, the first with atomic batch publish, which appends rely on. It comes
+ * from `scripts/install-nats-server.sh`: `NATS_SERVER_BIN`, the copy in the project's `.nats/` folder, `PATH`, or
+ * else Debian forky's package (2.15; sid's when forky has none) fetched into `.nats/`. Debian trixie's 2.10 is
+ * not taken: it lacks atomic batches and is end of life. Throws with the script's explanation of what to install
+ * when no such server can be had, an older one named by `NATS_SERVER_BIN` included.
  */
 export function natsServerBinary(): string {
   if (resolvedBinary !== undefined) return resolvedBinary;

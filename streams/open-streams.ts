@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { checkEventStream, checkServer, probeConcurrency } from "./capabilities.js";
+import { checkEventStream, checkServer, probeAppendGuarantees } from "./capabilities.js";
 import type { StreamsConfig } from "./config.js";
 import { connectNats } from "./connect.js";
 import { createEventStore, type EventStore } from "./event-store.js";
@@ -32,7 +32,8 @@ export interface OpenStreams extends AsyncDisposable {
  * left behind by a killed predecessor is stopped first, so the caller must hold the data directory's lock,
  * `lockDataDir`), connects, checks the server,
  * applies the topology (the event stream, the engine's buckets and `extraBuckets`), checks the stream in effect,
- * and proves optimistic concurrency on a probe stream. Any failure closes what was opened and rethrows.
+ * and proves on a probe stream the guards and atomic batches that appends rely on. Any failure closes what was
+ * opened and rethrows.
  */
 export async function openStreams(
   config: StreamsConfig,
@@ -56,11 +57,10 @@ export async function openStreams(
     }
     const url = config.natsUrl ?? embedded?.url ?? "";
     nc = await connectNats({ servers: url, auth: config.auth, tls: config.tls, timeoutMs: config.timeoutMs });
-    const { replicas } = config.stream;
-    const jsm = await checkServer(nc, { replicas, allowUnsafeReplicas: config.allowUnsafeReplicas, timeoutMs: config.timeoutMs });
+    const jsm = await checkServer(nc, { timeoutMs: config.timeoutMs });
     const changes = await applyTopology(nc, jsm, { stream: config.stream, buckets: [...engineBuckets, ...extraBuckets] });
     await checkEventStream(jsm, config.stream);
-    await probeConcurrency(nc, jsm, config.stream, config.timeoutMs);
+    await probeAppendGuarantees(nc, jsm, config.stream, config.timeoutMs);
     const publisher = createJsPublisher(nc, config.timeoutMs);
     const store = createEventStore({ nc, streamName: config.stream.name, timeoutMs: config.timeoutMs, publisher });
     return {

@@ -80,6 +80,7 @@ function eventStreamConfig(settings: EventStreamSettings): Partial<StreamConfig>
     deny_purge: true,
     allow_direct: true,
     allow_rollup_hdrs: false,
+    // Appends go in atomic batches (a commit together with its command record); nats-server 2.12+.
     allow_atomic: true,
   };
 }
@@ -129,9 +130,21 @@ export async function applyTopology(
 const fixedFields = ["storage", "retention"] as const;
 const oneWayGuards = ["deny_delete", "deny_purge", "sealed"] as const;
 
+/** What to do when the server refuses to change a field, for fields whose refusal has a known remedy. */
+const refusalRemedies: Partial<Record<keyof StreamConfig, string>> = {
+  // A stream created with `persist_mode: async`, or a mirror, can never take allow_atomic (the server answers
+  // 10052 or 10198), and a server before 2.12 does not know it.
+  allow_atomic:
+    "allow_atomic (atomic batch publish) needs nats-server 2.12 or newer on every server of the stream, and a " +
+    "stream that is not a mirror and has the default persist_mode, which cannot be changed in place: upgrade " +
+    "the servers, or migrate the events to a new stream that foldline declares",
+};
+
 /**
  * Creates `declared` when the stream does not exist (through `create`), otherwise updates the fields of
- * `declared` that differ. Returns what it did, or undefined when the stream already matched.
+ * `declared` that differ, in place (turning `allow_atomic` on included). Returns what it did, or undefined when
+ * the stream already matched. Throws a TopologyError when a field cannot be changed in place or the server
+ * refuses the change, saying what to do where that is known.
  */
 export async function reconcileStream(
   jsm: JetStreamManager,
@@ -177,9 +190,11 @@ export async function reconcileStream(
     await jsm.streams.update(declared.name, { ...current, ...declared });
   } catch (err) {
     if (!(err instanceof JetStreamApiError)) throw err;
+    const remedies = differing.flatMap((key) => refusalRemedies[key] ?? []);
     throw new TopologyError(
       `stream ${declared.name} could not be changed (${differing.map(show).join("; ")}): ` +
-        `the server refused with code ${err.code}: ${err.message}`,
+        `the server refused with code ${err.code}: ${err.message}` +
+        remedies.map((r) => `; ${r}`).join(""),
       { cause: err },
     );
   }

@@ -12,7 +12,12 @@ import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { decodeRecord } from "../commands/command-records.js";
-import { DepositResponseSchema, type DepositResponse } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
+import {
+  DepositResponseSchema,
+  WithdrawResponseSchema,
+  type DepositResponse,
+  type WithdrawResponse,
+} from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { decodeCommit } from "../streams/commit-codec.js";
 import { clients } from "./harness/app.js";
 import { startNpm, type NpmProcess } from "./harness/npm-process.js";
@@ -40,8 +45,16 @@ interface Sent {
   readonly commandId: string;
   readonly amountCents: bigint;
   readonly withdraw: boolean;
-  answer?: DepositResponse;
+  answer?: DepositResponse | WithdrawResponse;
 }
+
+/** The answer's bytes on the wire. */
+const bytes = (s: Sent, answer: DepositResponse | WithdrawResponse): Buffer =>
+  Buffer.from(
+    s.withdraw
+      ? toBinary(WithdrawResponseSchema, answer as WithdrawResponse)
+      : toBinary(DepositResponseSchema, answer as DepositResponse),
+  );
 
 /** Every message of the stream, in order: records and commits, read directly. */
 async function readStream(url: string): Promise<{ seq: number; subject: string; data: Uint8Array }[]> {
@@ -75,7 +88,7 @@ describe("command records under kill -9", () => {
     );
 
     const sent: Sent[] = [];
-    const send = (s: Sent, url: string): Promise<DepositResponse> => {
+    const send = (s: Sent, url: string): Promise<DepositResponse | WithdrawResponse> => {
       const { wallet } = clients(url);
       const request = { metadata: { commandId: s.commandId }, walletId: s.walletId, amountCents: s.amountCents };
       return s.withdraw ? wallet.withdraw(request) : wallet.deposit(request);
@@ -145,7 +158,7 @@ describe("command records under kill -9", () => {
     ({ api } = await startServer(nats.url));
     for (const s of answered.filter((_, i) => i % 10 === 0)) {
       const again = await send(s, api);
-      expect(Buffer.from(toBinary(DepositResponseSchema, again))).toEqual(Buffer.from(toBinary(DepositResponseSchema, s.answer as DepositResponse)));
+      expect(bytes(s, again).equals(bytes(s, s.answer as DepositResponse))).toBe(true);
     }
     expect((await readStream(nats.url)).length).toBe(messages.length);
   }, 120_000);
