@@ -386,6 +386,30 @@ describe("atomic batches", () => {
     await expect(streams.store.appendBatch(tooMany, { commandId })).rejects.toBeInstanceOf(InvalidAppendError);
   });
 
+  it("shares atomic batches between concurrent writers, and a stale condition fails its own writer only", async () => {
+    const subjects = Array.from({ length: 64 }, aggregate);
+    const seqs = await Promise.all(subjects.map((s) => streams.store.append(s, events(1), { commandId: randomUUID() })));
+    const results = await Promise.allSettled(
+      subjects.map((subject, i) =>
+        streams.store.appendBatch([{ subject, events: events(2), expectedSeq: i === 17 ? 0 : (seqs[i]?.seq ?? 0) }], {
+          commandId: randomUUID(),
+          record: record(String(i)),
+        }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(subjects.map((_, i) => (i === 17 ? "rejected" : "fulfilled")));
+    expect((results[17] as PromiseRejectedResult).reason).toMatchObject({ kind: "concurrency", subject: subjects[17] });
+    for (const [i, subject] of subjects.entries()) {
+      const commits = await streams.store.readAggregate(subject);
+      expect(commits).toHaveLength(i === 17 ? 1 : 2);
+      const result = results[i];
+      if (result?.status === "fulfilled") {
+        expect(commits[1]?.seq).toBe(result.value.seqs[0]);
+        expect((await streams.store.readRecord(commits[1]?.metadata.commandId ?? ""))?.seq).toBe(result.value.recordSeq);
+      }
+    }
+  });
+
   it("never shows a reader part of a batch", async () => {
     const subjects = Array.from({ length: 4 }, aggregate);
     const from = (await streams.store.head()) + 1;

@@ -12,6 +12,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
 import { ConcurrencyError, InvalidAppendError, RecordExistsError, UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
+import { createGroupCommit, refusedCodes } from "./group-commit.js";
 import { createJsPublisher, type BatchMessage, type JsPublisher } from "./js-publisher.js";
 import { pumpMessages, type ConsumerRead, type ReadRestart } from "./ordered-read.js";
 import { eventSubjects, recordSubject } from "./topology.js";
@@ -219,6 +220,7 @@ const validCommandId = /^[^.*>\s]+$/;
 /** The server's limit of messages in an atomic batch. */
 const maxBatchMessages = 1_000;
 
+
 /** Messages {@link EventStore.head} steps back over, at most, to find the last commit; past it the stream's last sequence is the head. */
 const headSearchLimit = 64;
 
@@ -232,6 +234,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   const directReadLimit = options.directReadLimit ?? 16;
   const js: JetStreamClient = jetstream(nc, { timeout: timeoutMs });
   const publisher = options.publisher ?? createJsPublisher(nc, timeoutMs);
+  const groupCommit = createGroupCommit(publisher);
   // The manager's API check is a request of its own; the capability self-test has done it already.
   const jsm: Promise<JetStreamManager> = jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
   const reconnects = watchReconnects(nc);
@@ -430,19 +433,17 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   }
 
   /**
-   * Why a refused batch was refused: its record's command id already has one, or the first part whose
-   * condition no longer holds (sequences only grow, so a condition that failed still fails).
+   * Why a batch is, or was, refused: its record's command id already has one, or the first part whose condition
+   * does not hold (sequences only grow, so a condition that failed still fails); undefined when all hold.
    */
-  async function refusalOf(err: JetStreamApiError, parts: readonly CommitPart[], batch: BatchOptions): Promise<Error> {
+  async function staleCondition(parts: readonly CommitPart[], batch: BatchOptions, cause?: unknown): Promise<Error | undefined> {
     const [record, lasts] = await Promise.all([
       batch.record === undefined ? undefined : directGet({ last_by_subj: recordSubject(batch.commandId) }),
       Promise.all(parts.map(async (p) => (p.expectedSeq === undefined ? undefined : lastSeqOf(p.expectedSeqOf ?? p.subject)))),
     ]);
-    if (record !== undefined) return new RecordExistsError(batch.commandId, { cause: err });
-    const failed = parts.findIndex((p, i) => p.expectedSeq !== undefined && lasts[i] !== p.expectedSeq);
-    const part = Math.max(0, failed);
-    const { subject, expectedSeq, expectedSeqOf } = parts[part] as CommitPart;
-    return new ConcurrencyError(expectedSeqOf ?? subject, expectedSeq ?? 0, { cause: err, part });
+    if (record !== undefined) return new RecordExistsError(batch.commandId, { cause });
+    const part = parts.findIndex((p, i) => p.expectedSeq !== undefined && lasts[i] !== p.expectedSeq);
+    return part < 0 ? undefined : conditionFailed(parts, part, cause);
   }
 
   async function lastSeqOf(subject: string): Promise<number> {
@@ -529,16 +530,21 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           },
         });
       }
-      let ack;
+      let lastSeq;
       try {
-        ack = await publisher.publishBatch(messages);
+        lastSeq = await groupCommit.commit({
+          messages,
+          alone: parts.some((p) => p.expectedSeqOf !== undefined),
+          refusal: () => staleCondition(parts, batch),
+        });
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
-          throw await refusalOf(err, parts, batch);
+        if (err instanceof RecordExistsError || err instanceof ConcurrencyError) throw err;
+        if (err instanceof JetStreamApiError && refusedCodes.has(err.code)) {
+          throw (await staleCondition(parts, batch, err)) ?? firstConditionFailed(parts, err);
         }
         throw unavailableOr(err, `an atomic batch of ${parts.length} commits`);
       }
-      const first = ack.seq - parts.length + 1;
+      const first = lastSeq - parts.length + 1;
       return {
         seqs: parts.map((_, i) => first + i),
         ...(batch.record === undefined ? {} : { recordSeq: first - 1 }),
@@ -592,6 +598,17 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     head,
   };
+}
+
+/** The ConcurrencyError of `parts[part]`'s condition. */
+function conditionFailed(parts: readonly CommitPart[], part: number, cause: unknown): ConcurrencyError {
+  const { subject, expectedSeq, expectedSeqOf } = parts[part] as CommitPart;
+  return new ConcurrencyError(expectedSeqOf ?? subject, expectedSeq ?? 0, { cause, part });
+}
+
+/** A refusal whose cause is gone by the time it is looked for (it cannot be): blamed on the first condition. */
+function firstConditionFailed(parts: readonly CommitPart[], cause: unknown): ConcurrencyError {
+  return conditionFailed(parts, Math.max(0, parts.findIndex((p) => p.expectedSeq !== undefined)), cause);
 }
 
 /** Throws InvalidAppendError unless `events` make a commit on `subject`. */
