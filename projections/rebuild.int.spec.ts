@@ -176,7 +176,12 @@ describe("rebuild", () => {
   }, 30_000);
 
   it("carries the commits parked by a projection that skips them over to the switched-in read model", async () => {
-    const poison = 5;
+    // The first commit from position 5 on (positions count command records too).
+    let poison = 0;
+    for await (const commit of app.streams.store.readAll({ fromSeq: 5 })) {
+      poison = commit.seq;
+      break;
+    }
     const skipping: Projection = {
       ...walletsProjection,
       onPoison: "skip",
@@ -263,12 +268,18 @@ describe("projector option until", () => {
   it("applies commits up to exactly that position, then stops by itself", async () => {
     const db = openReadModelDb(join(dir, "until.sqlite"));
     try {
-      const projector = createProjector({ store: app.streams.store, db, projection: walletsProjection, log, batchSize: 7, until: 123 });
+      // The position of a commit well inside the stream (positions count command records too).
+      let until = 0;
+      for await (const commit of app.streams.store.readAll({ fromSeq: 120 })) {
+        until = commit.seq;
+        break;
+      }
+      const projector = createProjector({ store: app.streams.store, db, projection: walletsProjection, log, batchSize: 7, until });
       projector.start();
-      expect(await projector.waitFor(123, 20_000)).toBe(true);
+      expect(await projector.waitFor(until, 20_000)).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(projector.status()).toMatchObject({ state: "stopped", position: 123 });
-      expect(checkpointOf(db, "wallets")).toBe(123);
+      expect(projector.status()).toMatchObject({ state: "stopped", position: until });
+      expect(checkpointOf(db, "wallets")).toBe(until);
       await projector.stop();
     } finally {
       db.close();

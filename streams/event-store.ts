@@ -176,7 +176,7 @@ export interface EventStore {
    * what has arrived without waiting per commit, and without a turn of the event loop to find out.
    */
   followBatches(options?: FollowOptions & { readonly maxBatch?: number }): AsyncGenerator<StoredCommit[]>;
-  /** The commit at stream sequence `seq`, or undefined when there is none. */
+  /** The commit at stream sequence `seq`, or undefined when there is none (a command record is not a commit). */
   readCommit(seq: number): Promise<StoredCommit | undefined>;
   /**
    * The first commit on `subject` after `afterSeq` whose metadata names `commandId`, or undefined when none
@@ -584,7 +584,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     async readCommit(seq) {
       const m = await directGet({ seq });
-      return m === undefined || m.seq !== seq ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
+      // A command record is not a commit.
+      return m === undefined || m.seq !== seq || !m.subject.startsWith("ev.") ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
     },
 
     async findCommit(subject, commandId, afterSeq) {

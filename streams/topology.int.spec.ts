@@ -79,7 +79,11 @@ describe("topology as code", () => {
       const streams = await openStreams(testConfig(nats));
       await streams.close();
       expect(streams.changes.filter((c) => c.stream === "EVENTS")).toEqual([
-        { stream: "EVENTS", action: "updated", details: ["allow_atomic: undefined -> true"] },
+        {
+          stream: "EVENTS",
+          action: "updated",
+          details: ['subjects: ["ev.>"] -> ["ev.>","cmd.>"]', "allow_atomic: undefined -> true"],
+        },
       ]);
       const events = await jsm.streams.info("EVENTS");
       expect(events.config.allow_atomic).toBe(true);
@@ -151,7 +155,7 @@ describe("capability self-test", () => {
       const check = checkEventStream(jsm, testConfig(nats).stream);
       await expect(check).rejects.toBeInstanceOf(CapabilityError);
       await expect(check).rejects.toThrow(
-        /stream EVENTS lacks what foldline needs: allow_atomic \(atomic batch publish, nats-server 2\.12 or newer\); run nats-server 2\.12/,
+        /stream EVENTS lacks what foldline needs: subjects include cmd\.>, allow_atomic \(atomic batch publish, nats-server 2\.12 or newer\); run nats-server 2\.12/,
       );
     } finally {
       await nc.close();

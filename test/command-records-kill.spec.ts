@@ -154,6 +154,7 @@ describe("command records under kill -9", () => {
 
     // A restart of everything later, a repeat still answers byte for byte what the first execution answered.
     await server.killAll();
+    await nats.kill();
     await nats.restart();
     ({ api } = await startServer(nats.url));
     for (const s of answered.filter((_, i) => i % 10 === 0)) {
