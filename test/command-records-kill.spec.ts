@@ -56,6 +56,15 @@ const bytes = (s: Sent, answer: DepositResponse | WithdrawResponse): Buffer =>
       : toBinary(DepositResponseSchema, answer as DepositResponse),
   );
 
+/** Runs `task` on every item, 32 at a time. */
+async function inParallel<T>(items: readonly T[], task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
 /** Every message of the stream, in order: records and commits, read directly. */
 async function readStream(url: string): Promise<{ seq: number; subject: string; data: Uint8Array }[]> {
   const nc = await connect({ servers: url });
@@ -101,7 +110,7 @@ describe("command records under kill -9", () => {
         try {
           s.answer = await send(s, api);
         } catch {
-          await sleep(20); // the server is down, or a refusal: the command is retried at the end
+          await sleep(100); // the server is down, or a refusal: the command is retried at the end
         }
       }
     };
@@ -117,13 +126,13 @@ describe("command records under kill -9", () => {
     await Promise.all(callers);
 
     // Every command not answered is sent again, with its id, until it is: executed once, or refused.
-    for (const s of sent.filter((x) => x.answer === undefined)) {
+    await inParallel(sent.filter((x) => x.answer === undefined), async (s) => {
       try {
         s.answer = await send(s, api);
       } catch (err) {
         expect(ConnectError.from(err).code, ConnectError.from(err).message).toBe(Code.FailedPrecondition);
       }
-    }
+    });
     const answered = sent.filter((s) => s.answer !== undefined);
     expect(answered.length).toBeGreaterThan(200);
 
@@ -157,10 +166,10 @@ describe("command records under kill -9", () => {
     await nats.kill();
     await nats.restart();
     ({ api } = await startServer(nats.url));
-    for (const s of answered.filter((_, i) => i % 10 === 0)) {
+    await inParallel(answered.filter((_, i) => i % 10 === 0), async (s) => {
       const again = await send(s, api);
       expect(bytes(s, again).equals(bytes(s, s.answer as DepositResponse))).toBe(true);
-    }
+    });
     expect((await readStream(nats.url)).length).toBe(messages.length);
   }, 120_000);
 });
