@@ -16,8 +16,12 @@ beforeAll(async () => {
   streams = await openStreams(testConfig(nats));
 });
 afterAll(async () => {
-  await streams.close();
-  await nats.stop();
+  // nats-server is stopped even when the streams never opened (setup failed) or fail to close.
+  try {
+    await streams.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 const enc = new TextEncoder();

@@ -29,11 +29,15 @@ beforeAll(async () => {
   await walletTraffic(c, await openWallets(c, 8, "adm"), 300);
 });
 afterAll(async () => {
-  killProjectorWorkers();
-  await embedded.close();
-  await separate.close();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    killProjectorWorkers();
+    await embedded.close();
+    await separate.close();
+  } finally {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const adminOf = (app: App): Client<typeof AdminService> => createClient(AdminService, createGrpcTransport({ baseUrl: app.url }));

@@ -27,9 +27,12 @@ const dir = mkdtempSync(join(tmpdir(), "foldline-records-kill-"));
 let nats: TestNats | undefined;
 const servers: NpmProcess[] = [];
 afterAll(async () => {
-  await Promise.all(servers.map((s) => s.killAll()));
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await Promise.all(servers.map((s) => s.killAll()));
+  } finally {
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** `npm start` on the test's nats-server, projectors elsewhere; resolves with its API's URL once it is up. */

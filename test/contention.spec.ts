@@ -18,9 +18,13 @@ beforeAll(async () => {
   second = await startTestApp(nats);
 });
 afterAll(async () => {
-  await second.close();
-  await first.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await second.close();
+    await first.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 const metadata = () => ({ commandId: randomUUID(), actor: "contention-test" });

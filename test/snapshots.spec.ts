@@ -38,8 +38,12 @@ beforeAll(async () => {
   await writer.pipeline.close(); // waits for the snapshot writes in flight
 }, 120_000);
 afterAll(async () => {
-  await writer.close();
-  await nats.stop();
+  // nats-server is stopped even when foldline never started (setup failed) or fails to close.
+  try {
+    await writer.close();
+  } finally {
+    await nats.stop();
+  }
 });
 
 describe("snapshots", () => {

@@ -22,9 +22,12 @@ beforeAll(async () => {
   nats = await startTestNats();
 });
 afterAll(async () => {
-  await Promise.all(started.map((p) => p.killAll()));
-  await nats.stop();
-  rmSync(root, { recursive: true, force: true });
+  try {
+    await Promise.all(started.map((p) => p.killAll()));
+  } finally {
+    await nats.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 /** When foldline's embedded nats-server began to shut down, as its log says (its times are local). */
