@@ -255,12 +255,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     envelope: CommandEnvelope<C>,
     fingerprint: string,
   ): Promise<CommandOutcome<E> | undefined> {
-    let stored;
-    try {
-      stored = await store.readRecord(envelope.commandId);
-    } catch (err) {
-      throw unavailableOr(err, `a read of the record of command ${envelope.commandId}`);
-    }
+    const stored = await store.readRecord(envelope.commandId);
     return stored === undefined ? undefined : answerRepeat(type, envelope, fingerprint, stored);
   }
 

@@ -24,7 +24,11 @@ export interface AppendOptions {
    * aggregate. Omitted, the append is unconditional.
    */
   readonly expectedSeq?: number;
-  /** The command's id: recorded in the commit and used as `Nats-Msg-Id`, so a retry inside the window is a no-op. */
+  /**
+   * The command's id: recorded in the commit and used as `Nats-Msg-Id`, so an unconditional retry inside the
+   * duplicate window is a no-op. A conditional retry may meet a conflict instead, depending on the server's
+   * version: durable idempotency is {@link EventStore.appendBatch}'s record.
+   */
   readonly commandId: string;
   readonly actor?: string;
   readonly correlationId?: string;
@@ -178,11 +182,6 @@ export interface EventStore {
   followBatches(options?: FollowOptions & { readonly maxBatch?: number }): AsyncGenerator<StoredCommit[]>;
   /** The commit at stream sequence `seq`, or undefined when there is none (a command record is not a commit). */
   readCommit(seq: number): Promise<StoredCommit | undefined>;
-  /**
-   * The first commit on `subject` after `afterSeq` whose metadata names `commandId`, or undefined when none
-   * does. Stops reading at the match.
-   */
-  findCommit(subject: string, commandId: string, afterSeq: number): Promise<StoredCommit | undefined>;
   /** The stream sequence of the subject's last commit, 0 when it has none. */
   lastSequence(subject: string): Promise<number>;
   /**
@@ -586,13 +585,6 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const m = await directGet({ seq });
       // A command record is not a commit.
       return m === undefined || m.seq !== seq || !m.subject.startsWith("ev.") ? undefined : toCommit(m.subject, m.seq, m.time, m.data);
-    },
-
-    async findCommit(subject, commandId, afterSeq) {
-      for await (const commit of readAll({ fromSeq: afterSeq + 1, subjectFilter: subject })) {
-        if (commit.metadata.commandId === commandId) return commit;
-      }
-      return undefined;
     },
 
     lastSequence: lastSeqOf,
