@@ -41,6 +41,59 @@ export interface CommandOutcome<E> {
   readonly events: readonly E[];
 }
 
+/**
+ * A command that decides over several aggregates at once (a purchase: the buyer's wallet, the artwork, the
+ * payees' wallets) and commits to every aggregate it changes in one atomic batch, with its record.
+ */
+export interface Transaction {
+  /** The idempotency key (a UUID, validated by the caller). */
+  readonly commandId: string;
+  readonly actor: string;
+  readonly correlationId: string;
+  readonly causationId: string;
+  /** What identifies the request, as in {@link CommandEnvelope}. */
+  readonly requestType: string;
+  readonly request: Uint8Array;
+  /** Every kind of aggregate it may change: a repeat reads its commits back through these. */
+  readonly types: readonly AggregateType<never, unknown, unknown>[];
+  /**
+   * Decides through `unit`, which reads and changes the aggregates it names; throws a DomainError to refuse the
+   * whole command. It may run more than once (after another writer moved an aggregate it changed), so it does
+   * nothing but read and decide through `unit`.
+   */
+  decide(unit: UnitOfWork): Promise<void>;
+}
+
+/** What a {@link Transaction} decides through: the aggregates as the transaction has changed them so far. */
+export interface UnitOfWork {
+  /** The aggregate's state with what this transaction decided on it so far. */
+  state<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S>;
+  /**
+   * Decides `command` against the aggregate's state with what this transaction decided on it so far, and keeps
+   * the events for the transaction's commit of that aggregate. Throws the decider's refusal.
+   */
+  decide<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string, command: C): Promise<E[]>;
+}
+
+/** One aggregate's commit in a transaction's answer. */
+export interface AggregateCommit {
+  /** The aggregate type's name. */
+  readonly type: string;
+  readonly aggregateId: string;
+  readonly version: number;
+  readonly position: number;
+  /** The events, as the aggregate type decodes them. */
+  readonly events: readonly unknown[];
+}
+
+/**
+ * What an accepted transaction answers, the same on a repeat: its commits, in the order it first changed their
+ * aggregates, which is their order in the stream.
+ */
+export interface TransactionOutcome {
+  readonly commits: readonly AggregateCommit[];
+}
+
 /** Counters for operators and tests. */
 export interface PipelineStats {
   /** Aggregate loads that missed the cache. */
@@ -105,6 +158,14 @@ export interface CommandPipeline {
    */
   execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>>;
   /**
+   * Executes a command over several aggregates: every aggregate it changes gets one commit, and those commits
+   * and the command's record are stored as one atomic batch, each commit on condition that its aggregate has not
+   * moved since the transaction read it, or nothing is. A conflict decides again on the new states, up to
+   * `maxAttempts` times. Aggregates it only reads are not conditioned. Repeats, deadlines and errors are as for
+   * {@link execute}; commands of one aggregate are not queued behind it (the conditions keep them apart).
+   */
+  transact(transaction: Transaction): Promise<TransactionOutcome>;
+  /**
    * The state of an aggregate as of its last commit in the stream, read the way commands load it: the cached state
    * when it is that commit's, otherwise the snapshot and the commits after it. Queued behind the commands of the
    * aggregate running in this process. Throws UnavailableError when NATS does not answer.
@@ -144,7 +205,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   const snapshots = options.snapshotsBucket;
   const cache = cacheSize > 0 ? new LRUCache<string, Loaded>({ max: cacheSize }) : undefined;
   const queue = createKeyedQueue();
-  const inFlight = new Map<string, { fingerprint: string; outcome: Promise<CommandOutcome<unknown>> }>();
+  const inFlight = new Map<string, { fingerprint: string; outcome: Promise<unknown> }>();
   const background = new Set<Promise<void>>();
   const stats: PipelineStats = {
     loads: 0,
@@ -271,6 +332,155 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     return outcome;
   }
 
+  /** Caches `loaded` unless the cache holds a later commit: a transaction and a command may finish out of order. */
+  const remember = (subject: string, loaded: Loaded): void => {
+    const cached = cache?.peek(subject);
+    if (cached === undefined || cached.seq <= loaded.seq) cache?.set(subject, loaded);
+  };
+
+  /** The answer of a transaction from its record and the commits after it; throws CommandIdReused for another request's. */
+  async function answerTransaction(
+    transaction: Transaction,
+    fingerprint: string,
+    stored: StoredRecord,
+  ): Promise<TransactionOutcome> {
+    const record = decodeRecord(stored.data);
+    if (record.fingerprint !== fingerprint) throw new CommandIdReused(transaction.commandId);
+    stats.repeats++;
+    const types = new Map(transaction.types.map((t) => [t.name, t]));
+    const seqs = Array.from({ length: record.commits }, (_, i) => stored.seq + 1 + i);
+    const commits = await Promise.all(seqs.map((seq) => store.readCommit(seq)));
+    return {
+      commits: commits.map((commit, i) => {
+        if (commit?.metadata.commandId !== transaction.commandId) {
+          throw new Error(`commit ${i + 1} of command ${transaction.commandId} is not where its record at ${stored.seq} says`);
+        }
+        // `ev.<type>.<aggregate id>`; an aggregate id may hold no dot, a type name neither.
+        const [, name = "", aggregateId = ""] = commit.subject.split(".");
+        const type = types.get(name);
+        if (type === undefined) throw new Error(`command ${transaction.commandId} changed ${commit.subject}, of no type it names`);
+        return { ...outcomeOf(type, aggregateId, commit), type: name };
+      }),
+    };
+  }
+
+  /** One aggregate as a transaction has it: as loaded, and with what the transaction decided on it so far. */
+  interface Touched {
+    readonly type: AggregateType<unknown, unknown, unknown>;
+    readonly aggregateId: string;
+    readonly loaded: Loaded;
+    /** Whether `loaded` came from the cache and has not been checked against the stream. */
+    unchecked: boolean;
+    state: unknown;
+    readonly events: unknown[];
+  }
+
+  /** Drops the cached states among `touched` that the stream has moved past; true when there was one. */
+  async function movedPastCache(touched: ReadonlyMap<string, Touched>): Promise<boolean> {
+    const unchecked = [...touched].filter(([, t]) => t.unchecked);
+    let lasts;
+    try {
+      lasts = await Promise.all(unchecked.map(([subject]) => store.lastSequence(subject)));
+    } catch (err) {
+      throw unavailableOr(err, "a read of the last commits of a transaction's aggregates");
+    }
+    let moved = false;
+    unchecked.forEach(([subject, t], i) => {
+      t.unchecked = false;
+      if (lasts[i] === t.loaded.seq) return;
+      cache?.delete(subject);
+      moved = true;
+    });
+    return moved;
+  }
+
+  async function runTransaction(transaction: Transaction, fingerprint: string): Promise<TransactionOutcome> {
+    const { commandId, actor, correlationId, causationId } = transaction;
+    const earlier = async (): Promise<TransactionOutcome | undefined> => {
+      const stored = await store.readRecord(commandId);
+      return stored === undefined ? undefined : answerTransaction(transaction, fingerprint, stored);
+    };
+    for (let attempt = 1; ; attempt++) {
+      const touched = new Map<string, Touched>();
+      /** The aggregates changed, in the order first changed: the order of their commits in the batch. */
+      const changed: [string, Touched][] = [];
+      const touch = async (type: AggregateType<unknown, unknown, unknown>, aggregateId: string): Promise<Touched> => {
+        const subject = `ev.${type.name}.${aggregateId}`;
+        let t = touched.get(subject);
+        if (t === undefined) {
+          const unchecked = cache?.has(subject) === true;
+          const loaded = await load(type, subject);
+          t = { type, aggregateId, loaded, unchecked, state: loaded.state, events: [] };
+          touched.set(subject, t);
+        }
+        return t;
+      };
+      const unit: UnitOfWork = {
+        async state<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S> {
+          return (await touch(type, aggregateId)).state as S;
+        },
+        async decide<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string, command: C): Promise<E[]> {
+          const t = await touch(type, aggregateId);
+          const events = type.decider.decide(command, t.state as S);
+          if (events.length > 0 && t.events.length === 0) changed.push([`ev.${type.name}.${aggregateId}`, t]);
+          t.state = events.reduce((st, e) => type.decider.evolve(st, e), t.state as S);
+          t.events.push(...events);
+          return events;
+        },
+      };
+      // Refusals, and the answer that nothing changes, are checked against the stream as for one aggregate.
+      try {
+        await transaction.decide(unit);
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        if (await movedPastCache(touched)) continue;
+        const outcome = await earlier();
+        if (outcome !== undefined) return outcome;
+        throw err;
+      }
+      if (changed.length === 0 && (await movedPastCache(touched))) continue;
+      let appended;
+      try {
+        appended = await store.appendBatch(
+          changed.map(([subject, t]) => ({
+            subject,
+            events: t.events.map((e) => t.type.encodeEvent(e)),
+            expectedSeq: t.loaded.seq,
+            aggregateVersion: t.loaded.version + 1,
+          })),
+          {
+            commandId,
+            actor,
+            correlationId,
+            causationId,
+            record: encodeRecord({ fingerprint, commits: changed.length, version: 0, position: 0 }),
+          },
+        );
+      } catch (err) {
+        if (!(err instanceof RecordExistsError || err instanceof ConcurrencyError)) throw err;
+        for (const subject of touched.keys()) cache?.delete(subject);
+        if (err instanceof RecordExistsError) {
+          const outcome = await earlier();
+          if (outcome === undefined) throw new UnavailableError(`the record of command ${commandId} could not be read back`);
+          return outcome;
+        }
+        stats.conflicts++;
+        if (attempt >= maxAttempts) throw new CommandConflict(err.subject, attempt);
+        continue;
+      }
+      if (changed.length > 0) stats.appends++;
+      return {
+        commits: changed.map(([subject, t], i) => {
+          const seq = appended.seqs[i] ?? 0;
+          const version = t.loaded.version + 1;
+          const next = { state: t.state, version, seq, snapshotVersion: t.loaded.snapshotVersion, coldRead: 0 };
+          remember(subject, maybeSnapshot(subject, next, t.loaded.coldRead));
+          return { type: t.type.name, aggregateId: t.aggregateId, version, position: seq, events: t.events };
+        }),
+      };
+    }
+  }
+
   async function run<C, E, S>(
     type: AggregateType<C, E, S>,
     envelope: CommandEnvelope<C>,
@@ -367,36 +577,49 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         { state, version, seq, snapshotVersion: loaded.snapshotVersion, coldRead: 0 },
         loaded.coldRead,
       );
-      cache?.set(subject, next);
+      remember(subject, next);
       return { aggregateId: envelope.aggregateId, version, position: seq, events };
     }
   }
 
+  /**
+   * Starts a command unless one with its id runs in this process already (then its outcome is the answer, when
+   * the request is the same), and answers it within the command timeout.
+   */
+  function once<T>(commandId: string, fingerprint: string, what: string, start: (deadline: number) => Promise<T>): Promise<T> {
+    if (closing) return Promise.reject(new ShuttingDown());
+    const deadline = Date.now() + commandTimeoutMs;
+    const running = inFlight.get(commandId);
+    if (running !== undefined) {
+      if (running.fingerprint !== fingerprint) return Promise.reject(new CommandIdReused(commandId));
+      stats.repeats++;
+      return deadlines.within(running.outcome as Promise<T>, deadline, what);
+    }
+    const outcome = start(deadline);
+    inFlight.set(commandId, { fingerprint, outcome });
+    void outcome.then(
+      () => inFlight.delete(commandId),
+      () => inFlight.delete(commandId),
+    );
+    return deadlines.within(outcome, deadline, what);
+  }
+
   return {
     execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>> {
-      if (closing) return Promise.reject(new ShuttingDown());
-      const fingerprint = createHash("sha256")
-        .update(envelope.requestType)
-        .update("\0")
-        .update(envelope.request)
-        .digest("base64url");
-      const deadline = Date.now() + commandTimeoutMs;
       const subject = `ev.${type.name}.${envelope.aggregateId}`;
-      const running = inFlight.get(envelope.commandId);
-      if (running !== undefined) {
-        if (running.fingerprint !== fingerprint) return Promise.reject(new CommandIdReused(envelope.commandId));
-        stats.repeats++;
-        return deadlines.within(running.outcome as Promise<CommandOutcome<E>>, deadline, subject);
-      }
-      const outcome = queue.run(subject, () =>
-        Date.now() < deadline ? run(type, envelope, subject, fingerprint) : Promise.reject(notAnswered(subject)),
+      const fingerprint = fingerprintOf(envelope.requestType, envelope.request);
+      return once(envelope.commandId, fingerprint, `the command on ${subject}`, (deadline) =>
+        queue.run(subject, () =>
+          Date.now() < deadline ? run(type, envelope, subject, fingerprint) : Promise.reject(notAnswered(`the command on ${subject}`)),
+        ),
       );
-      inFlight.set(envelope.commandId, { fingerprint, outcome });
-      void outcome.then(
-        () => inFlight.delete(envelope.commandId),
-        () => inFlight.delete(envelope.commandId),
+    },
+
+    transact(transaction: Transaction): Promise<TransactionOutcome> {
+      const fingerprint = fingerprintOf(transaction.requestType, transaction.request);
+      return once(transaction.commandId, fingerprint, `command ${transaction.commandId}`, () =>
+        runTransaction(transaction, fingerprint),
       );
-      return deadlines.within(outcome, deadline, subject);
     },
 
     currentState<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S> {
@@ -424,15 +647,20 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   };
 }
 
-/** The error of a command that was not done by its deadline. */
-function notAnswered(subject: string): UnavailableError {
-  return new UnavailableError(`NATS did not answer in time for the command on ${subject}; retry it with the same command id`);
+/** The error of a command that was not done by its deadline; `what` names it ("the command on ev.wallet.w1"). */
+function notAnswered(what: string): UnavailableError {
+  return new UnavailableError(`NATS did not answer in time for ${what}; retry it with the same command id`);
+}
+
+/** What identifies a request: its type name and bytes (requests of different types can share their bytes). */
+function fingerprintOf(requestType: string, request: Uint8Array): string {
+  return createHash("sha256").update(requestType).update("\0").update(request).digest("base64url");
 }
 
 /** Callers waiting for an outcome, each until its deadline. */
 interface Deadlines {
   /** Settles as `outcome` does, or rejects with UnavailableError at `deadline` (epoch ms, within a tick). */
-  within<T>(outcome: Promise<T>, deadline: number, subject: string): Promise<T>;
+  within<T>(outcome: Promise<T>, deadline: number, what: string): Promise<T>;
 }
 
 /**
@@ -441,7 +669,7 @@ interface Deadlines {
  * throughput.
  */
 function createDeadlines(timeoutMs: number): Deadlines {
-  const waiting = new Set<{ readonly deadline: number; readonly subject: string; readonly reject: (err: Error) => void }>();
+  const waiting = new Set<{ readonly deadline: number; readonly what: string; readonly reject: (err: Error) => void }>();
   const tickMs = Math.max(10, Math.floor(timeoutMs / 10));
   let sweeper: NodeJS.Timeout | undefined;
   const sweep = (): void => {
@@ -449,7 +677,7 @@ function createDeadlines(timeoutMs: number): Deadlines {
     for (const w of waiting) {
       if (w.deadline > now) continue;
       waiting.delete(w);
-      w.reject(notAnswered(w.subject));
+      w.reject(notAnswered(w.what));
     }
     if (waiting.size === 0) {
       clearInterval(sweeper);
@@ -457,9 +685,9 @@ function createDeadlines(timeoutMs: number): Deadlines {
     }
   };
   return {
-    within(outcome, deadline, subject) {
+    within(outcome, deadline, what) {
       return new Promise((resolve, reject) => {
-        const w = { deadline, subject, reject };
+        const w = { deadline, what, reject };
         waiting.add(w);
         sweeper ??= setInterval(sweep, tickMs).unref();
         outcome.then(

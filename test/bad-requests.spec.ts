@@ -44,9 +44,14 @@ const walletBalance = 870n;
 const walletAvailable = 670n;
 /** Minted by ann with a 10 % split, listed at 500 by ann. */
 const artwork = `a-${run}`;
-/** A purchase started in beforeAll; no process manager runs here, so it stays started and moves no money. */
+/** A purchase made in beforeAll: carol bought `sold` (ann's, 500, 10 % to wallet ann) from her wallet `buyerWallet`. */
 const purchase = `p-${run}`;
-const buy = (over: Partial<{ purchaseId: string; buyerId: string; buyerWalletId: string; priceCents: bigint }> = {}) => ({
+const sold = `s-${run}`;
+/** Carol's wallet: 600 deposited, 500 paid for `sold`: 100 left. */
+const buyerWallet = `wc-${run}`;
+/** Ann's, listed at 5 with its proceeds to a wallet nobody opened. */
+const unpaid = `u-${run}`;
+const buy = (over: Partial<{ purchaseId: string; artworkId: string; buyerId: string; buyerWalletId: string; priceCents: bigint }> = {}) => ({
   metadata: md(),
   purchaseId: `p-${randomUUID()}`,
   artworkId: artwork,
@@ -103,10 +108,17 @@ beforeAll(async () => {
   await w.settleReservation({ metadata: md(), walletId: wallet, reservationId: "r-set" }); // v8: 870, 200 held
 
   await a.mintArtwork({ ...mint({ artworkId: artwork }), royaltySplit: [{ recipientId: "ann", basisPoints: 1000 }] });
-  await a.listForSale({ metadata: md({ actor: "ann" }), artworkId: artwork, priceCents: 500n });
+  await a.listForSale({ metadata: md({ actor: "ann" }), artworkId: artwork, priceCents: 500n, payoutWalletId: "ann" });
+  await w.openWallet({ metadata: md({ actor: "ann" }), walletId: "ann", ownerId: "ann" });
+  await w.openWallet({ metadata: md({ actor: "carol" }), walletId: buyerWallet, ownerId: "carol" });
+  await w.deposit({ metadata: md({ actor: "carol" }), walletId: buyerWallet, amountCents: 600n });
+  await a.mintArtwork({ ...mint({ artworkId: sold }), royaltySplit: [{ recipientId: "ann", basisPoints: 1000 }] });
+  await a.listForSale({ metadata: md({ actor: "ann" }), artworkId: sold, priceCents: 500n, payoutWalletId: "ann" });
+  await a.mintArtwork(mint({ artworkId: unpaid }));
+  await a.listForSale({ metadata: md({ actor: "ann" }), artworkId: unpaid, priceCents: 5n, payoutWalletId: neverOpened });
   await a.mintArtwork(mint({ artworkId: burned, artistId: "bob" }));
   await a.burnArtwork({ metadata: md({ actor: "bob" }), artworkId: burned });
-  await client("grpc").purchases.buyArtwork(buy({ purchaseId: purchase }));
+  await client("grpc").purchases.buyArtwork(buy({ purchaseId: purchase, artworkId: sold, buyerId: "carol", buyerWalletId: buyerWallet }));
 });
 afterAll(async () => {
   // nats-server is stopped even when foldline never started (setup failed) or fails to close.
@@ -396,6 +408,12 @@ const cases: readonly BadCase[] = [
   },
 
   {
+    name: "listing without a payout wallet",
+    code: invalid,
+    message: /^payout_wallet_id is required$/,
+    send: (c) => c.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId: artwork, priceCents: 700n }),
+  },
+  {
     name: "purchase at no price",
     code: invalid,
     message: /^price_cents must be greater than 0, got 0$/,
@@ -517,7 +535,7 @@ const cases: readonly BadCase[] = [
     name: "listing of an artwork never minted",
     code: Code.NotFound,
     message: new RegExp(`^artwork ${neverMinted} does not exist$`),
-    send: (c) => c.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId: neverMinted, priceCents: 5n }),
+    send: (c) => c.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId: neverMinted, priceCents: 5n, payoutWalletId: "ann" }),
   },
   {
     name: "burn of an artwork never minted",
@@ -546,7 +564,37 @@ const cases: readonly BadCase[] = [
     send: (c) => c.artwork.mintArtwork(mint({ artworkId: burned, artistId: "bob" })),
   },
   {
-    name: "starting a purchase id used before",
+    name: "purchase whose payout wallet nobody opened",
+    code: Code.NotFound,
+    message: new RegExp(`^wallet ${neverOpened}, which artwork ${unpaid} pays the proceeds of 5 cents into, does not exist$`),
+    send: (c) => c.purchases.buyArtwork(buy({ artworkId: unpaid, priceCents: 5n })),
+  },
+  {
+    name: "purchase from a wallet never opened",
+    code: Code.NotFound,
+    message: new RegExp(`^wallet ${neverOpened} does not exist$`),
+    send: (c) => c.purchases.buyArtwork(buy({ buyerWalletId: neverOpened })),
+  },
+  {
+    name: "purchase at another price than listed",
+    code: Code.FailedPrecondition,
+    message: new RegExp(`^artwork ${artwork} is listed at 500 cents; purchase p-[0-9a-f-]+ offered 400$`),
+    send: (c) => c.purchases.buyArtwork(buy({ priceCents: 400n })),
+  },
+  {
+    name: "purchase its buyer cannot pay",
+    code: Code.FailedPrecondition,
+    message: /^insufficient funds: available 100, requested 500$/,
+    send: (c) => c.purchases.buyArtwork(buy({ buyerId: "carol", buyerWalletId: buyerWallet })),
+  },
+  {
+    name: "purchase of an artwork sold already, by its new owner",
+    code: Code.FailedPrecondition,
+    message: new RegExp(`^artwork ${sold} is not listed for sale$`),
+    send: (c) => c.purchases.buyArtwork(buy({ artworkId: sold, buyerId: "carol", buyerWalletId: buyerWallet })),
+  },
+  {
+    name: "a purchase id used before",
     code: Code.AlreadyExists,
     message: new RegExp(`^purchase ${purchase} already exists$`),
     send: (c) => c.purchases.buyArtwork(buy({ purchaseId: purchase })),
@@ -619,7 +667,7 @@ const cases: readonly BadCase[] = [
     name: "listing by a non-owner",
     code: Code.FailedPrecondition,
     message: new RegExp(`^only the owner \\(ann\\) may list artwork ${artwork}; mallory is not$`),
-    send: (c) => c.artwork.listForSale({ metadata: md({ actor: "mallory" }), artworkId: artwork, priceCents: 1n }),
+    send: (c) => c.artwork.listForSale({ metadata: md({ actor: "mallory" }), artworkId: artwork, priceCents: 1n, payoutWalletId: "ann" }),
   },
   {
     name: "transfer by a non-owner",
@@ -653,7 +701,7 @@ const cases: readonly BadCase[] = [
         const metadata = md({ actor: "bob" });
         switch (verb) {
           case "list":
-            return c.artwork.listForSale({ metadata, artworkId: burned, priceCents: 5n });
+            return c.artwork.listForSale({ metadata, artworkId: burned, priceCents: 5n, payoutWalletId: "ann" });
           case "delist":
             return c.artwork.delist({ metadata, artworkId: burned });
           case "transfer":
@@ -863,7 +911,7 @@ describe("a stale cache", () => {
       // delist is not a no-op.
       const artworkId = `st-${randomUUID()}`;
       await other.artwork.mintArtwork(mint({ artworkId }));
-      await first.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId, priceCents: 5n });
+      await first.artwork.listForSale({ metadata: md({ actor: "ann" }), artworkId, priceCents: 5n, payoutWalletId: "ann" });
       const delisted = await other.artwork.delist({ metadata: md({ actor: "ann" }), artworkId });
       expect(delisted.events.map((e) => e.event.case)).toEqual(["delisted"]);
 

@@ -13,6 +13,7 @@ import {
   FundsDepositedSchema,
   FundsReservedSchema,
   FundsWithdrawnSchema,
+  PaymentReceivedSchema,
   ReservationReleasedSchema,
   ReservationSettledSchema,
   WalletOpenedSchema,
@@ -186,9 +187,9 @@ describe.each(["connect", "grpc"] as const)("commands over %s", (protocol) => {
     expect(splitChanged.events[0]?.event.value).toMatchObject({ royaltySplit: split });
 
     sent = metadata(artist, correlationId);
-    const listed = await c.artwork.listForSale({ metadata: sent, artworkId, priceCents: 50_000n });
+    const listed = await c.artwork.listForSale({ metadata: sent, artworkId, priceCents: 50_000n, payoutWalletId: `w-${artist}` });
     await expectCommitted(listed, sent, artwork, positions, [["listed", "ArtworkListed"]]);
-    expect(listed.events[0]?.event.value).toMatchObject({ priceCents: 50_000n });
+    expect(listed.events[0]?.event.value).toMatchObject({ priceCents: 50_000n, payoutWalletId: `w-${artist}` });
 
     sent = metadata(artist, correlationId);
     const transferred = await c.artwork.transferOwnership({ metadata: sent, artworkId, newOwnerId: buyer });
@@ -208,7 +209,7 @@ describe.each(["connect", "grpc"] as const)("commands over %s", (protocol) => {
 
     // The same price as the ended listing is a new listing, not a no-op.
     sent = metadata(buyer, correlationId);
-    const relisted = await c.artwork.listForSale({ metadata: sent, artworkId, priceCents: 50_000n });
+    const relisted = await c.artwork.listForSale({ metadata: sent, artworkId, priceCents: 50_000n, payoutWalletId: `w-${buyer}` });
     await expectCommitted(relisted, sent, artwork, positions, [["listed", "ArtworkListed"]]);
 
     sent = metadata(buyer, correlationId);
@@ -233,25 +234,66 @@ describe.each(["connect", "grpc"] as const)("commands over %s", (protocol) => {
     ]);
   });
 
-  it("starts a purchase, one commit on its own subject", async () => {
-    const purchaseId = `purchase-${protocol}-${randomUUID()}`;
+  it("buys an artwork in one atomic batch: the artwork, the buyer's wallet, each payee's wallet, then the purchase", async () => {
+    const id = (what: string): string => `${what}-${protocol}-${randomUUID().slice(0, 8)}`;
+    const [artworkId, purchaseId, buyerWallet, galleryWallet, artistWallet] = ["art", "purchase", "wb", "wg", "wa"].map(id) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const artist = `artist-${run}`;
+    const buyer = `buyer-${run}`;
+    const setup = (actor: string): SentMetadata => metadata(actor, "");
+    for (const [walletId, ownerId] of [[buyerWallet, buyer], [galleryWallet, "gallery"], [artistWallet, artist]] as const) {
+      await c.wallet.openWallet({ metadata: setup(ownerId), walletId, ownerId });
+    }
+    await c.wallet.deposit({ metadata: setup(buyer), walletId: buyerWallet, amountCents: 10_000n });
+    await c.artwork.mintArtwork({
+      metadata: setup(artist),
+      artworkId,
+      artistId: artist,
+      title: "t",
+      contentHash: "h",
+      royaltySplit: [{ recipientId: galleryWallet, basisPoints: 1_000 }],
+    });
+    const listed = await c.artwork.listForSale({ metadata: setup(artist), artworkId, priceCents: 2_500n, payoutWalletId: artistWallet });
+    positions.last = listed.result?.position ?? 0n;
+
     const purchase: Tracked = { id: purchaseId, subject: `ev.purchase.${purchaseId}`, version: 0 };
-    const sent = metadata(`buyer-${run}`, `purchase-${randomUUID()}`);
-    const started = await c.purchases.buyArtwork({
-      metadata: sent,
-      purchaseId,
-      artworkId: `artwork-${run}`,
-      buyerId: `buyer-${run}`,
-      buyerWalletId: `wallet-${run}`,
-      priceCents: 2_500n,
+    const sent = metadata(buyer, `purchase-${randomUUID()}`);
+    const bought = await c.purchases.buyArtwork({ metadata: sent, purchaseId, artworkId, buyerId: buyer, buyerWalletId: buyerWallet, priceCents: 2_500n });
+    const last = await expectCommitted(bought, sent, purchase, positions, [
+      ["started", "PurchaseStarted"],
+      ["artworkTaken", "PurchaseArtworkTaken"],
+      ["completed", "PurchaseCompleted"],
+    ]);
+    expect(bought.events[1]?.event.value).toMatchObject({
+      sellerId: artist,
+      payouts: [
+        { recipientId: galleryWallet, amountCents: 250n },
+        { recipientId: artistWallet, amountCents: 2_250n },
+      ],
     });
-    await expectCommitted(started, sent, purchase, positions, [["started", "PurchaseStarted"]]);
-    expect(started.events[0]?.event.value).toMatchObject({
-      artworkId: `artwork-${run}`,
-      buyerId: `buyer-${run}`,
-      buyerWalletId: `wallet-${run}`,
-      priceCents: 2_500n,
-    });
+    // The record, then one commit per aggregate, consecutive: the batch is whole.
+    const record = await app.streams.store.readRecord(sent.commandId);
+    expect(record?.seq).toBe(last.seq - 5);
+    const batch = await Promise.all([4, 3, 2, 1].map((back) => app.streams.store.readCommit(last.seq - back)));
+    expect(batch.map((commit) => commit?.subject)).toEqual([
+      `ev.artwork.${artworkId}`,
+      `ev.wallet.${buyerWallet}`,
+      `ev.wallet.${galleryWallet}`,
+      `ev.wallet.${artistWallet}`,
+    ]);
+    for (const commit of batch) expect(commit?.metadata).toMatchObject(sent);
+    expect((await walletFromStream(buyerWallet)).balance).toBe(7_500n);
+    const paid = async (walletId: string): Promise<bigint> =>
+      (await app.streams.store.readAggregate(`ev.wallet.${walletId}`))
+        .flatMap((commit) => commit.events)
+        .filter((e) => e.type === PaymentReceivedSchema.typeName)
+        .reduce((sum, e) => sum + fromBinary(PaymentReceivedSchema, e.payload).amountCents, 0n);
+    expect([await paid(galleryWallet), await paid(artistWallet)]).toEqual([250n, 2_250n]);
   });
 
   it("opens a wallet, deposits, withdraws, reserves, releases and settles, one commit each", async () => {

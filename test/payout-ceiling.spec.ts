@@ -11,17 +11,18 @@ import { decodePurchaseEvent } from "../commands/marketplace/purchase-events.js"
 import { decodeWalletEvent } from "../commands/marketplace/wallet-events.js";
 import { artworkDecider } from "../domain/artwork/decider.js";
 import type { ArtworkState } from "../domain/artwork/types.js";
+import { purchaseType } from "../commands/marketplace/purchase-routes.js";
 import { purchaseDecider } from "../domain/purchase/decider.js";
-import type { PurchaseState } from "../domain/purchase/types.js";
+import type { PurchaseCommand, PurchaseState } from "../domain/purchase/types.js";
 import { walletDecider } from "../domain/wallet/decider.js";
 import { maxBalanceCents, type WalletEvent, type WalletState } from "../domain/wallet/types.js";
-import { PurchaseState as ApiPurchaseState } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { processesBucket } from "../streams/topology.js";
 import { startTestBed, type Clients, type TestBed } from "./harness/app.js";
 import { until } from "./harness/until.js";
 
-// Purchases whose payouts would take a payee's wallet past the balance ceiling (the int64 maximum), driven through
-// the API and the purchase process manager running in the app (embedded projectors).
+// Purchases whose payouts would take a payee's wallet past the balance ceiling (the int64 maximum): atomic
+// purchases through the API, and a purchase made step by step by the purchase process manager running in the app
+// (embedded projectors), as an earlier foldline started them.
 
 let bed: TestBed;
 let app: App;
@@ -91,21 +92,20 @@ async function saleOf(priceCents: bigint, split: { recipientId: string; basisPoi
   const buyerId = unique("buyer");
   const buyerWalletId = unique("buyer-wallet");
   await c.artwork.mintArtwork({ metadata: meta(), artworkId, artistId, title: "t", contentHash: "sha256:00", royaltySplit: split });
-  await c.artwork.listForSale({ metadata: meta(artistId), artworkId, priceCents });
+  await c.artwork.listForSale({ metadata: meta(artistId), artworkId, priceCents, payoutWalletId: artistId });
   await c.wallet.openWallet({ metadata: meta(), walletId: buyerWalletId, ownerId: buyerId });
   await c.wallet.deposit({ metadata: meta(), walletId: buyerWalletId, amountCents: 1_000n });
   return { artworkId, artistId, buyerId, buyerWalletId };
 }
 
-/** Opens the wallet whose id is the party's (where its payouts go) holding `balanceCents`. */
+/** Opens the wallet whose id is the party's (where the listings and splits here pay it) holding `balanceCents`. */
 async function payeeHolding(partyId: string, balanceCents: bigint): Promise<void> {
   await c.wallet.openWallet({ metadata: meta(), walletId: partyId, ownerId: partyId });
   await c.wallet.deposit({ metadata: meta(), walletId: partyId, amountCents: balanceCents });
 }
 
-function buy(sale: Sale, priceCents: bigint) {
-  const purchaseId = unique("purchase");
-  const started = c.purchases.buyArtwork({
+function buy(sale: Sale, priceCents: bigint, purchaseId = unique("purchase")) {
+  return c.purchases.buyArtwork({
     metadata: meta(sale.buyerId),
     purchaseId,
     artworkId: sale.artworkId,
@@ -113,88 +113,101 @@ function buy(sale: Sale, priceCents: bigint) {
     buyerWalletId: sale.buyerWalletId,
     priceCents,
   });
+}
+
+/** Starts a purchase the way an earlier foldline did, for the purchase process manager to carry out step by step. */
+function startStepByStep(sale: Sale, priceCents: bigint) {
+  const purchaseId = unique("purchase");
+  const command: PurchaseCommand = { type: "StartPurchase", purchaseId, ...sale, priceCents };
+  const commandId = randomUUID();
+  const started = app.pipeline.execute(purchaseType, {
+    aggregateId: purchaseId,
+    command,
+    commandId,
+    actor: sale.buyerId,
+    correlationId: "",
+    causationId: "",
+    requestType: "foldline.test.StartPurchase",
+    request: new TextEncoder().encode(`${purchaseId}/${priceCents}`),
+  });
   return { purchaseId, started };
 }
 
-/** The purchase failed and left everything as it was: money available again, artwork unsold, nobody paid. */
-async function expectUndone(sale: Sale, purchaseId: string, payees: readonly string[], state: PurchaseState): Promise<void> {
-  expect(state.status).toBe("Failed");
-  const buyer = await wallet(sale.buyerWalletId);
-  expect(buyer).toMatchObject({ balanceCents: 1_000n, reservedCents: 0n });
-  if (buyer.status === "Open") expect(buyer.reservations[purchaseId]?.status).toBe("Released");
-  const art = await artwork(sale.artworkId);
-  expect(art).toMatchObject({ status: "Active", ownerId: sale.artistId });
+/** A refused purchase left everything as it was: the buyer's money, the artwork unsold, nobody paid, no purchase. */
+async function expectNothingMoved(sale: Sale, purchaseId: string, payees: readonly string[]): Promise<void> {
+  expect(await wallet(sale.buyerWalletId)).toMatchObject({ balanceCents: 1_000n, reservedCents: 0n, reservations: {} });
+  expect(await artwork(sale.artworkId)).toMatchObject({ status: "Active", ownerId: sale.artistId, listing: { priceCents: 100n } });
+  expect(await purchase(purchaseId)).toEqual({ status: "Empty" });
   for (const payee of payees) {
     const paid = (await walletEvents(payee)).filter((e) => e.type === "PaymentReceived");
     expect(paid, `payments into ${payee}`).toEqual([]);
   }
 }
 
-describe("a purchase whose payouts would overflow a payee's wallet", () => {
-  it("fails with the reason before the artwork is taken: the buyer's money is released and nobody is paid", async () => {
+describe("an atomic purchase whose payouts would overflow a payee's wallet", () => {
+  it("is refused with the reason, and nothing moves", async () => {
     const sale = await saleOf(100n);
     await payeeHolding(sale.artistId, maxBalanceCents - 10n);
-    const { purchaseId, started } = buy(sale, 100n);
-    await started;
-    const state = await outcome(purchaseId);
-    await expectUndone(sale, purchaseId, [sale.artistId], state);
-    if (state.status !== "Failed") return;
-    expect(state.reason).toBe(
-      `a payout could not be credited: payment of 100 for purchase ${purchaseId} would take the balance of wallet ` +
-        `${sale.artistId} to ${maxBalanceCents + 90n}, above the maximum ${maxBalanceCents}`,
-    );
+    const purchaseId = unique("purchase");
+    await expect(buy(sale, 100n, purchaseId)).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      rawMessage: `payment of 100 would take the balance of wallet ${sale.artistId} to ${maxBalanceCents + 90n}, above the maximum ${maxBalanceCents}`,
+    });
+    await expectNothingMoved(sale, purchaseId, [sale.artistId]);
     expect(await wallet(sale.artistId)).toMatchObject({ balanceCents: maxBalanceCents - 10n });
-
-    // The query says the same.
-    const { purchase: view } = await c.queries.getPurchase({ purchaseId, minPosition: BigInt(await app.streams.store.head()) });
-    expect(view).toMatchObject({ state: ApiPurchaseState.FAILED, reason: state.reason });
+    await expect(c.queries.getPurchase({ purchaseId, minPosition: BigInt(await app.streams.store.head()) })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
   });
 
-  it("pays no one when only a royalty recipient's wallet is full, and gives back the room held in the others", async () => {
+  it("pays no one when only a royalty recipient's wallet is full", async () => {
     const curator = unique("curator");
-    const sale = await saleOf(1_000n, [{ recipientId: curator, basisPoints: 1_000 }]);
-    await payeeHolding(curator, maxBalanceCents - 99n);
+    const sale = await saleOf(100n, [{ recipientId: curator, basisPoints: 1_000 }]);
+    await payeeHolding(curator, maxBalanceCents - 9n);
     await payeeHolding(sale.artistId, 5n);
-    const { purchaseId, started } = buy(sale, 1_000n);
-    await started;
-    const state = await outcome(purchaseId);
-    await expectUndone(sale, purchaseId, [curator, sale.artistId], state);
-    if (state.status === "Failed") expect(state.reason).toContain(`would take the balance of wallet ${curator} to`);
-
-    // The seller's wallet takes deposits up to the ceiling again: no room is left held for the failed purchase.
-    await c.wallet.deposit({ metadata: meta(), walletId: sale.artistId, amountCents: maxBalanceCents - 5n });
-    expect(await wallet(sale.artistId)).toMatchObject({ balanceCents: maxBalanceCents });
+    const purchaseId = unique("purchase");
+    await expect(buy(sale, 100n, purchaseId)).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      rawMessage: expect.stringContaining(`would take the balance of wallet ${curator} to`) as unknown,
+    });
+    await expectNothingMoved(sale, purchaseId, [curator, sale.artistId]);
   });
 
-  it("lets a deposit racing the purchase either win, the purchase then failing, or lose to the purchase, which completes", async () => {
+  it("lets a deposit racing the purchase either win, the purchase then refused, or lose to the purchase, which completes", async () => {
     // The seller's wallet has room for the price (100) or for the deposit (120), not for both.
     const rounds = await Promise.all(
-      [0, 10, 20, 40, 80, 160].map(async (delayMs) => {
+      [0, 1, 2, 5, 10, 20].map(async (delayMs) => {
         const sale = await saleOf(100n);
         await payeeHolding(sale.artistId, maxBalanceCents - 150n);
-        const { purchaseId, started } = buy(sale, 100n);
+        const purchaseId = unique("purchase");
+        const bought = buy(sale, 100n, purchaseId).then(() => true, (err: unknown) => {
+          expect(err).toMatchObject({ code: Code.FailedPrecondition });
+          return false;
+        });
         await sleep(delayMs);
         const deposited = await c.wallet
           .deposit({ metadata: meta(), walletId: sale.artistId, amountCents: 120n })
           .then(() => true, () => false);
-        await started;
-        return { sale, purchaseId, deposited, state: await outcome(purchaseId) };
+        return { sale, purchaseId, deposited, bought: await bought };
       }),
     );
-    for (const { sale, purchaseId, deposited, state } of rounds) {
+    for (const { sale, purchaseId, deposited, bought } of rounds) {
+      expect(deposited, "exactly one of the deposit and the purchase got in").toBe(!bought);
       const seller = await wallet(sale.artistId);
       if (deposited) {
-        await expectUndone(sale, purchaseId, [sale.artistId], state);
+        await expectNothingMoved(sale, purchaseId, [sale.artistId]);
         expect(seller).toMatchObject({ balanceCents: maxBalanceCents - 30n });
       } else {
-        expect(state.status).toBe("Completed");
+        expect(await purchase(purchaseId)).toMatchObject({ status: "Completed" });
         expect(seller).toMatchObject({ balanceCents: maxBalanceCents - 50n });
         expect(await artwork(sale.artworkId)).toMatchObject({ ownerId: sale.buyerId });
         expect(await wallet(sale.buyerWalletId)).toMatchObject({ balanceCents: 900n, reservedCents: 0n });
       }
     }
   });
+});
 
+describe("a purchase made step by step by the process manager", () => {
   it("keeps the room it made for a payout from a deposit arriving before the payment", async () => {
     const reactor = app.reactors[0];
     if (reactor === undefined) throw new Error("the app runs no process manager");
@@ -208,7 +221,7 @@ describe("a purchase whose payouts would overflow a payee's wallet", () => {
       const subject = `ev.wallet.${sale.artistId}`;
       const fromSeq = (await app.streams.store.lastSequence(subject)) + 1;
       const commits = app.streams.store.follow({ fromSeq, subjectFilter: subject, signal: AbortSignal.timeout(5_000) });
-      const { purchaseId, started } = buy(sale, 100n);
+      const { purchaseId, started } = startStepByStep(sale, 100n);
       let roomMade = false;
       for await (const commit of commits) {
         roomMade = commit.events.some((record) => decodeWalletEvent(record).type === "PaymentExpected");

@@ -9,7 +9,6 @@ import {
   type ArtworkView,
   type ListArtworksRequest,
   type OwnershipChange,
-  type PurchaseView,
   type SaleView,
 } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { startTestBed, type Clients, type TestBed } from "./harness/app.js";
@@ -204,10 +203,10 @@ describe("artwork queries", () => {
     const artworkId = unique("prov");
     const [artist, b, d] = [unique("p"), unique("p"), unique("p")];
     const minted = await mint(artworkId, artist);
-    await c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 700n });
+    await c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 700n, payoutWalletId: artist });
     const toB = await c.artwork.transferOwnership({ metadata: as(artist), artworkId, newOwnerId: b });
     await c.artwork.setRoyaltySplit({ metadata: as(artist), artworkId, royaltySplit: [] });
-    await c.artwork.listForSale({ metadata: as(b), artworkId, priceCents: 900n });
+    await c.artwork.listForSale({ metadata: as(b), artworkId, priceCents: 900n, payoutWalletId: b });
     const toD = await c.artwork.transferOwnership({ metadata: as(b), artworkId, newOwnerId: d });
     const back = await c.artwork.transferOwnership({ metadata: as(d), artworkId, newOwnerId: artist });
     await c.artwork.burnArtwork({ metadata: as(artist), artworkId });
@@ -297,19 +296,7 @@ describe("artwork queries", () => {
 });
 
 describe("purchase queries", () => {
-  /** Polls GetPurchase, from the position its start was answered at, until it is completed or failed. */
-  async function ended(purchaseId: string, startedAt: bigint): Promise<PurchaseView> {
-    for (let tries = 0; tries < 500; tries++) {
-      const { purchase } = await c.queries.getPurchase({ purchaseId, minPosition: startedAt });
-      if (purchase !== undefined && (purchase.state === PurchaseState.COMPLETED || purchase.state === PurchaseState.FAILED)) {
-        return purchase;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    throw new Error(`purchase ${purchaseId} did not end`);
-  }
-
-  it("follows purchases to their end and lists their sales and royalties, by time range and page", async () => {
+  it("answers purchases completed and lists their sales and royalties, by time range and page", async () => {
     const artist = unique("artist");
     const curator = unique("curator");
     const buyer = unique("buyer");
@@ -325,6 +312,10 @@ describe("purchase queries", () => {
     const wallet = unique("wallet");
     await c.wallet.openWallet({ metadata: as(buyer), walletId: wallet, ownerId: buyer });
     await c.wallet.deposit({ metadata: as(buyer), walletId: wallet, amountCents: 10_000n });
+    // Payouts go only into wallets someone opened: the artist's proceeds and the curator's royalties.
+    const artistWallet = unique("wallet");
+    await c.wallet.openWallet({ metadata: as(artist), walletId: artistWallet, ownerId: artist });
+    await c.wallet.openWallet({ metadata: as(curator), walletId: curator, ownerId: curator });
 
     // Sold by the artist to the buyer, by the buyer to a second buyer, and back: three sales, three royalties.
     const second = unique("buyer");
@@ -333,17 +324,17 @@ describe("purchase queries", () => {
     await c.wallet.deposit({ metadata: as(second), walletId: secondWallet, amountCents: 10_000n });
     const prices = [1_001n, 2_002n, 3_003n];
     const rounds = [
-      { seller: artist, buyer, wallet },
-      { seller: buyer, buyer: second, wallet: secondWallet },
-      { seller: second, buyer, wallet },
+      { seller: artist, payTo: artistWallet, buyer, wallet },
+      { seller: buyer, payTo: wallet, buyer: second, wallet: secondWallet },
+      { seller: second, payTo: secondWallet, buyer, wallet },
     ];
     const purchaseIds: string[] = [];
     for (const [i, round] of rounds.entries()) {
       const priceCents = prices[i] ?? 0n;
-      await c.artwork.listForSale({ metadata: as(round.seller), artworkId, priceCents });
+      await c.artwork.listForSale({ metadata: as(round.seller), artworkId, priceCents, payoutWalletId: round.payTo });
       const purchaseId = unique("purchase");
       purchaseIds.push(purchaseId);
-      const started = await c.purchases.buyArtwork({
+      const bought = await c.purchases.buyArtwork({
         metadata: as(round.buyer),
         purchaseId,
         artworkId,
@@ -351,9 +342,11 @@ describe("purchase queries", () => {
         buyerWalletId: round.wallet,
         priceCents,
       });
-      const view = await ended(purchaseId, positionOf(started));
+      // Completed by the time it is answered: the purchase is one atomic command.
+      expect(bought.events.map((e) => e.event.case)).toEqual(["started", "artworkTaken", "completed"]);
+      const { purchase: view } = await c.queries.getPurchase({ purchaseId, minPosition: positionOf(bought) });
       expect(view).toMatchObject({ purchaseId, artworkId, buyerId: round.buyer, priceCents, state: PurchaseState.COMPLETED, reason: "" });
-      expect(view.lastPosition).toBeGreaterThan(positionOf(started));
+      expect(view?.lastPosition).toBe(positionOf(bought));
     }
     const { purchase: last } = await c.queries.getPurchase({ purchaseId: purchaseIds[2] ?? "" });
     const at = last?.lastPosition ?? 0n;
@@ -392,40 +385,48 @@ describe("purchase queries", () => {
     const earlier = await c.queries.getRoyaltyEarnings({ recipientId: curator, toMonth: "2000-01", minPosition: at });
     expect(earlier).toMatchObject({ months: [], totalCents: 0n });
 
-    // The money: the buyer paid 1001 and 3003 from the wallet it chose, and received 2002 - 66 for its sale in
-    // the wallet whose id is its own, which that payment opened; so was the curator's by its first royalty.
+    // The money: the buyer paid 1001 and 3003 from its wallet, and received 2002 - 66 for its sale into the wallet
+    // its listing named, the same one; the artist's proceeds went into the wallet it named.
     const buyerWallet = await c.queries.getWallet({ walletId: wallet, minPosition: at });
-    expect(buyerWallet.wallet?.balanceCents).toBe(10_000n - 1_001n - 3_003n);
-    const proceeds = await c.queries.getWallet({ walletId: buyer, minPosition: at });
-    expect(proceeds.wallet).toMatchObject({ ownerId: buyer, balanceCents: 2_002n - 66n });
+    expect(buyerWallet.wallet?.balanceCents).toBe(10_000n - 1_001n - 3_003n + 2_002n - 66n);
+    const proceeds = await c.queries.getWallet({ walletId: artistWallet, minPosition: at });
+    expect(proceeds.wallet).toMatchObject({ ownerId: artist, balanceCents: 1_001n - 33n });
+    await expect(c.queries.getWallet({ walletId: buyer, minPosition: at })).rejects.toMatchObject({ code: Code.NotFound });
     const curatorWallet = await c.queries.getWallet({ walletId: curator, minPosition: at });
     expect(curatorWallet.wallet).toMatchObject({ ownerId: curator, balanceCents: 198n, reservedCents: 0n });
   });
 
-  it("reports a purchase that could not be paid for, or whose artwork is not for sale, as failed with the reason", async () => {
+  it("refuses a purchase that cannot be paid for, or whose artwork is not for sale, with the reason, and changes nothing", async () => {
     const artist = unique("artist");
     const buyer = unique("buyer");
     const artworkId = unique("unsold");
-    await mint(artworkId, artist);
-    await c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 500n });
+    const minted = await mint(artworkId, artist);
+    await c.wallet.openWallet({ metadata: as(artist), walletId: artist, ownerId: artist });
+    const listed = await c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 500n, payoutWalletId: artist });
     const wallet = unique("wallet");
     await c.wallet.openWallet({ metadata: as(buyer), walletId: wallet, ownerId: buyer });
-    await c.wallet.deposit({ metadata: as(buyer), walletId: wallet, amountCents: 499n });
-    const buy = (priceCents: bigint) => {
-      const purchaseId = unique("purchase");
-      return c.purchases
-        .buyArtwork({ metadata: as(buyer), purchaseId, artworkId, buyerId: buyer, buyerWalletId: wallet, priceCents })
-        .then((started) => ended(purchaseId, positionOf(started)));
-    };
-    const poor = await buy(500n);
-    expect(poor).toMatchObject({ state: PurchaseState.FAILED, reason: "the price could not be reserved: insufficient funds: available 499, requested 500" });
-    const cheap = await buy(400n);
-    expect(cheap.state).toBe(PurchaseState.FAILED);
-    expect(cheap.reason).toBe(`the artwork could not be taken: artwork ${artworkId} is listed at 500 cents; purchase ${cheap.purchaseId} offered 400`);
-    // The reservation was released: everything is available again, and the artwork is the artist's.
-    const w = await c.queries.getWallet({ walletId: wallet, minPosition: cheap.lastPosition });
-    expect(w.wallet).toMatchObject({ balanceCents: 499n, reservedCents: 0n, availableCents: 499n });
-    expect((await c.queries.getArtwork({ artworkId })).artwork?.ownerId).toBe(artist);
+    const deposited = await c.wallet.deposit({ metadata: as(buyer), walletId: wallet, amountCents: 499n });
+    const buy = (purchaseId: string, priceCents: bigint) =>
+      c.purchases.buyArtwork({ metadata: as(buyer), purchaseId, artworkId, buyerId: buyer, buyerWalletId: wallet, priceCents });
+    const [poor, cheap] = [unique("purchase"), unique("purchase")];
+    await expect(buy(poor, 500n)).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      rawMessage: "insufficient funds: available 499, requested 500",
+    });
+    await expect(buy(cheap, 400n)).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      rawMessage: `artwork ${artworkId} is listed at 500 cents; purchase ${cheap} offered 400`,
+    });
+    // Nothing moved: the money is the buyer's, the artwork the artist's and still listed, no purchase exists.
+    const at = positionOf(deposited);
+    const w = await c.queries.getWallet({ walletId: wallet, minPosition: at });
+    expect(w.wallet).toMatchObject({ balanceCents: 499n, reservedCents: 0n, availableCents: 499n, version: 2n });
+    const { artwork } = await c.queries.getArtwork({ artworkId, minPosition: at });
+    expect(artwork).toMatchObject({ ownerId: artist, listedPriceCents: 500n, version: 2n });
+    expect(positionOf(listed)).toBeGreaterThan(minted);
+    for (const purchaseId of [poor, cheap]) {
+      await expect(c.queries.getPurchase({ purchaseId, minPosition: at })).rejects.toMatchObject({ code: Code.NotFound });
+    }
   });
 
   it("refuses malformed purchase queries and answers NOT_FOUND for an unknown purchase", async () => {

@@ -36,7 +36,10 @@ export function toApiArtworkEvent(event: DomainEvent): Exclude<ApiEvent["event"]
     case "RoyaltySplitChanged":
       return { case: "royaltySplitChanged", value: create(RoyaltySplitChangedSchema, { royaltySplit: shares(event.royaltySplit) }) };
     case "ArtworkListed":
-      return { case: "listed", value: create(ArtworkListedSchema, { priceCents: event.priceCents }) };
+      return {
+        case: "listed",
+        value: create(ArtworkListedSchema, { priceCents: event.priceCents, payoutWalletId: event.payoutWalletId ?? "" }),
+      };
     case "ArtworkDelisted":
       return { case: "delisted", value: create(ArtworkDelistedSchema) };
     case "OwnershipTransferred":
@@ -80,7 +83,10 @@ export function decodeArtworkEvent(stored: EventRecord): DomainEvent {
     };
   }
   if (isMessage(m, RoyaltySplitChangedSchema)) return { type: "RoyaltySplitChanged", royaltySplit: fromShares(m.royaltySplit) };
-  if (isMessage(m, ArtworkListedSchema)) return { type: "ArtworkListed", priceCents: m.priceCents };
+  if (isMessage(m, ArtworkListedSchema)) {
+    // Listings stored before the payout wallet existed carry none: the proceeds go to the owner's id.
+    return { type: "ArtworkListed", priceCents: m.priceCents, ...(m.payoutWalletId === "" ? {} : { payoutWalletId: m.payoutWalletId }) };
+  }
   if (isMessage(m, ArtworkDelistedSchema)) return { type: "ArtworkDelisted" };
   if (isMessage(m, OwnershipTransferredSchema)) {
     return { type: "OwnershipTransferred", fromOwnerId: m.fromOwnerId, toOwnerId: m.toOwnerId };

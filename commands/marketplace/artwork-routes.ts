@@ -95,7 +95,13 @@ export const artworkRoutes = {
       const artworkId = requireId("artwork_id", req.artworkId);
       return {
         aggregateId: artworkId,
-        command: { type: "ListForSale", artworkId, actorId: actor(metadata), priceCents: requirePositive("price_cents", req.priceCents) },
+        command: {
+          type: "ListForSale",
+          artworkId,
+          actorId: actor(metadata),
+          priceCents: requirePositive("price_cents", req.priceCents),
+          payoutWalletId: requireId("payout_wallet_id", req.payoutWalletId),
+        },
       };
     },
     respond: (o) => create(ListForSaleResponseSchema, answer(o)),

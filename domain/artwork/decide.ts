@@ -28,6 +28,9 @@ type ActiveArtwork = Extract<ArtworkState, { status: "Active" }>;
  *    owner, and payouts equal to those the purchase made room for, see `quoteSale`);
  * 4. the command's own data (royalty split, price, new owner, artist id) → `InvalidCommand`;
  * 5. no-ops → `[]`; otherwise the events.
+ *
+ * A sale pays the proceeds into the listing's payout wallet (the wallet whose id is the owner's when the listing
+ * names none) and each royalty share into the wallet its recipient names.
  */
 export function decide(command: ArtworkCommand, state: ArtworkState): ArtworkEvent[] {
   if (command.type === "MintArtwork") return mint(command, state);
@@ -106,8 +109,10 @@ function listForSale(command: Extract<ArtworkCommand, { type: "ListForSale" }>, 
   if (command.priceCents <= 0n) {
     throw new InvalidCommand(`price must be positive; got ${command.priceCents} cents`);
   }
-  if (state.listing?.priceCents === command.priceCents) return [];
-  return [{ type: "ArtworkListed", priceCents: command.priceCents }];
+  const { priceCents, payoutWalletId } = command;
+  if (payoutWalletId === "") throw new InvalidCommand(`the payout wallet of artwork ${command.artworkId} must not be empty`);
+  if (state.listing?.priceCents === priceCents && state.listing.payoutWalletId === payoutWalletId) return [];
+  return [{ type: "ArtworkListed", priceCents, ...(payoutWalletId === undefined ? {} : { payoutWalletId }) }];
 }
 
 function transferOwnership(
@@ -147,7 +152,8 @@ function saleTerms(request: SaleRequest, state: ActiveArtwork): SaleQuote {
   }
   if (buyerId === state.ownerId) throw new RuleViolation(`${buyerId} already owns artwork ${artworkId}`);
   if (purchaseId === "" || buyerId === "") throw new InvalidCommand("a sale needs a purchase id and a buyer id");
-  return { sellerId: state.ownerId, payouts: payouts(priceCents, state.ownerId, state.royaltySplit) };
+  const proceedsTo = state.listing.payoutWalletId ?? state.ownerId;
+  return { sellerId: state.ownerId, payouts: payouts(priceCents, proceedsTo, state.royaltySplit) };
 }
 
 function describePayouts(list: readonly Payout[]): string {

@@ -262,6 +262,15 @@ describe("ListForSale", () => {
   it("lets the owner list at a price", () => {
     given([minted()]).when(list(1_000n)).then([listed(1_000n)]);
   });
+  it("names the wallet the proceeds go to, and lists again when only that wallet changes", () => {
+    const toSavings: ArtworkCommand = { type: "ListForSale", artworkId, actorId: artist, priceCents: 1_000n, payoutWalletId: "w-savings" };
+    given([minted()]).when(toSavings).then([{ type: "ArtworkListed", priceCents: 1_000n, payoutWalletId: "w-savings" }]);
+    given([minted(), listed(1_000n)]).when(toSavings).then([{ type: "ArtworkListed", priceCents: 1_000n, payoutWalletId: "w-savings" }]);
+    given([minted(), { type: "ArtworkListed", priceCents: 1_000n, payoutWalletId: "w-savings" }]).when(toSavings).thenNothing();
+    given([minted()])
+      .when({ ...toSavings, payoutWalletId: "" })
+      .thenThrows(InvalidCommand, "the payout wallet of artwork a-1 must not be empty");
+  });
   it("records the listing in the state", () => {
     given([minted()])
       .when(list(1_000n))
@@ -497,6 +506,15 @@ describe("quoteSale", () => {
         { recipientId: "r-2", amountCents: 25n, kind: "Royalty" },
         { recipientId: artist, amountCents: 926n, kind: "SaleProceeds" },
       ],
+    });
+  });
+
+  it("pays the proceeds into the listing's payout wallet", () => {
+    const listing: ArtworkEvent = { type: "ArtworkListed", priceCents: 1_001n, payoutWalletId: "w-savings" };
+    expect(quoteSale(request, fold([minted(), listing])).payouts.at(-1)).toStrictEqual({
+      recipientId: "w-savings",
+      amountCents: 926n,
+      kind: "SaleProceeds",
     });
   });
 

@@ -29,7 +29,13 @@ export function evolve(state: ArtworkState, event: ArtworkEvent): ArtworkState {
     case "RoyaltySplitChanged":
       return { ...state, royaltySplit: plainSplit(event.royaltySplit) };
     case "ArtworkListed":
-      return { ...state, listing: { priceCents: event.priceCents } };
+      return {
+        ...state,
+        listing: {
+          priceCents: event.priceCents,
+          ...(event.payoutWalletId === undefined ? {} : { payoutWalletId: event.payoutWalletId }),
+        },
+      };
     case "ArtworkDelisted":
       return { ...state, listing: null };
     case "OwnershipTransferred":

@@ -1,4 +1,7 @@
-/** One recipient's share of an artwork's royalties, in basis points (1/100 of a percent; 10 000 = 100 %). */
+/**
+ * One recipient's share of an artwork's royalties, in basis points (1/100 of a percent; 10 000 = 100 %). The
+ * recipient is a wallet: a sale pays the share into the wallet of that id.
+ */
 export interface RoyaltyShare {
   readonly recipientId: string;
   readonly basisPoints: number;
@@ -29,7 +32,14 @@ export type ArtworkCommand =
       readonly actorId: string;
       readonly royaltySplit: readonly RoyaltyShare[];
     }
-  | { readonly type: "ListForSale"; readonly artworkId: string; readonly actorId: string; readonly priceCents: bigint }
+  | {
+      readonly type: "ListForSale";
+      readonly artworkId: string;
+      readonly actorId: string;
+      readonly priceCents: bigint;
+      /** The wallet the seller's proceeds go to; absent: the wallet whose id is the owner's. */
+      readonly payoutWalletId?: string;
+    }
   | { readonly type: "Delist"; readonly artworkId: string; readonly actorId: string }
   | {
       readonly type: "TransferOwnership";
@@ -65,7 +75,10 @@ export interface SaleQuote {
 /** Why a party receives part of a sale's price. */
 export type PayoutKind = "SaleProceeds" | "Royalty";
 
-/** One share of a sale's price: see `payouts` in payouts.ts for how the price is split. */
+/**
+ * One share of a sale's price: see `payouts` in payouts.ts for how the price is split. `recipientId` is the
+ * wallet it is paid into: a royalty share's recipient, or the listing's payout wallet for the proceeds.
+ */
 export interface Payout {
   readonly recipientId: string;
   readonly amountCents: bigint;
@@ -86,7 +99,8 @@ export type ArtworkEvent =
       readonly royaltySplit: readonly RoyaltyShare[];
     }
   | { readonly type: "RoyaltySplitChanged"; readonly royaltySplit: readonly RoyaltyShare[] }
-  | { readonly type: "ArtworkListed"; readonly priceCents: bigint }
+  /** `payoutWalletId`: where the seller's proceeds go; absent (and in listings before it existed): the owner's id. */
+  | { readonly type: "ArtworkListed"; readonly priceCents: bigint; readonly payoutWalletId?: string }
   | { readonly type: "ArtworkDelisted" }
   | { readonly type: "OwnershipTransferred"; readonly fromOwnerId: string; readonly toOwnerId: string }
   | { readonly type: "ArtworkBurned" }
@@ -113,6 +127,7 @@ export type ArtworkState =
       readonly title: string;
       readonly contentHash: string;
       readonly royaltySplit: readonly RoyaltyShare[];
-      readonly listing: { readonly priceCents: bigint } | null;
+      /** `payoutWalletId`: where the seller's proceeds go; absent: the wallet whose id is the owner's. */
+      readonly listing: { readonly priceCents: bigint; readonly payoutWalletId?: string } | null;
     }
   | { readonly status: "Burned"; readonly artistId: string; readonly ownerId: string };

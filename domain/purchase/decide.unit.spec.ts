@@ -30,6 +30,30 @@ const start = (over: Partial<Extract<PurchaseCommand, { type: "StartPurchase" }>
 });
 const record = (event: PurchaseStep): PurchaseCommand => ({ type: "RecordStep", purchaseId, event });
 
+describe("CompletePurchase", () => {
+  const complete = (over: Partial<Extract<PurchaseCommand, { type: "CompletePurchase" }>> = {}): PurchaseCommand => ({
+    type: "CompletePurchase",
+    purchaseId,
+    artworkId: "a-1",
+    buyerId: "bob",
+    buyerWalletId: "w-bob",
+    priceCents: 500n,
+    sellerId: "sam",
+    payouts,
+    ...over,
+  });
+  it("records a purchase made at once: started, artwork taken, completed", () => {
+    given([]).when(complete()).then([started, taken, completed]);
+  });
+  it("refuses a purchase id used before", () => {
+    given([started]).when(complete()).thenThrows(AlreadyExistsError, "purchase p-1 already exists");
+  });
+  it("refuses incomplete terms", () => {
+    given([]).when(complete({ sellerId: "" })).thenThrows(InvalidCommand, "purchase p-1 needs a seller");
+    given([]).when(complete({ priceCents: 0n })).thenThrows(InvalidCommand, "price must be positive");
+  });
+});
+
 describe("StartPurchase", () => {
   it("starts a purchase", () => {
     given([]).when(start()).then([started]);

@@ -1,10 +1,13 @@
 import type { Payout } from "../artwork/types.js";
 
 /**
- * What may be asked of a purchase (stream `ev.purchase.<purchaseId>`). A buyer starts it; the purchase process
- * manager records each step's outcome with `RecordStep`, whose event must follow from the current state.
+ * What may be asked of a purchase (stream `ev.purchase.<purchaseId>`). `CompletePurchase` records a purchase made
+ * in one atomic command (see `buyArtwork`): started, artwork taken and completed in one commit. A purchase made
+ * step by step (started by an earlier foldline) is advanced by the purchase process manager, which records each
+ * step's outcome with `RecordStep`, whose event must follow from the current state.
  */
 export type PurchaseCommand =
+  | ({ readonly type: "CompletePurchase"; readonly purchaseId: string; readonly sellerId: string; readonly payouts: readonly Payout[] } & PurchaseTerms)
   | {
       readonly type: "StartPurchase";
       readonly purchaseId: string;
@@ -14,6 +17,14 @@ export type PurchaseCommand =
       readonly priceCents: bigint;
     }
   | { readonly type: "RecordStep"; readonly purchaseId: string; readonly event: PurchaseStep };
+
+/** What a buyer asks for: an artwork at a price, paid from a wallet. */
+export interface PurchaseTerms {
+  readonly artworkId: string;
+  readonly buyerId: string;
+  readonly buyerWalletId: string;
+  readonly priceCents: bigint;
+}
 
 /** The events the process manager records, each the outcome of one step. */
 export type PurchaseStep = Exclude<PurchaseEvent, { type: "PurchaseStarted" }>;

@@ -163,9 +163,9 @@ export async function artworkTraffic(c: Clients, prefix: string, count: number, 
       ];
       await refused(Code.InvalidArgument, c.artwork.setRoyaltySplit({ metadata: as(artist), artworkId, royaltySplit }));
     }
-    await ok(c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: BigInt(1_000 + i * 100) }));
-    await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(buyer), artworkId, priceCents: 1n }));
-    if (i % 2 === 1) await ok(c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: BigInt(2_500 + i) }));
+    await ok(c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: BigInt(1_000 + i * 100), payoutWalletId: `w-${artist}` }));
+    await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(buyer), artworkId, priceCents: 1n, payoutWalletId: `w-${buyer}` }));
+    if (i % 2 === 1) await ok(c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: BigInt(2_500 + i), payoutWalletId: `w-${artist}` }));
     if (i % 3 === 0) {
       await ok(c.artwork.delist({ metadata: as(artist), artworkId }));
       await ok(c.artwork.delist({ metadata: as(artist), artworkId })); // a no-op: nothing appended
@@ -177,15 +177,15 @@ export async function artworkTraffic(c: Clients, prefix: string, count: number, 
       owner = buyer;
       await refused(Code.FailedPrecondition, c.artwork.transferOwnership({ metadata: as(artist), artworkId, newOwnerId: next }));
       if (i % 2 === 0) {
-        await ok(c.artwork.listForSale({ metadata: as(buyer), artworkId, priceCents: BigInt(5_000 + i) }));
+        await ok(c.artwork.listForSale({ metadata: as(buyer), artworkId, priceCents: BigInt(5_000 + i), payoutWalletId: `w-${buyer}` }));
         await ok(c.artwork.transferOwnership({ metadata: as(buyer), artworkId, newOwnerId: next }));
         owner = next;
       }
     }
     if (i % 4 === 3) {
-      if (i % 8 === 3) await ok(c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: BigInt(9_000 + i) }));
+      if (i % 8 === 3) await ok(c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: BigInt(9_000 + i), payoutWalletId: `w-${owner}` }));
       await ok(c.artwork.burnArtwork({ metadata: as(owner), artworkId }));
-      await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: 10n }));
+      await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: 10n, payoutWalletId: `w-${owner}` }));
       await refused(Code.FailedPrecondition, c.artwork.transferOwnership({ metadata: as(owner), artworkId, newOwnerId: "hal" }));
       await refused(Code.AlreadyExists, mint());
     }
@@ -206,9 +206,9 @@ export async function ownerTraffic(c: Clients, rows: readonly ArtworkRow[], tall
     live.map(async ({ artwork_id: artworkId, artist_id: artist, owner_id: owner }, i) => {
       const as = (actor: string) => ({ commandId: randomUUID(), actor });
       if (artist !== owner) {
-        await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 1n }));
+        await refused(Code.FailedPrecondition, c.artwork.listForSale({ metadata: as(artist), artworkId, priceCents: 1n, payoutWalletId: `w-${artist}` }));
       }
-      await ok(c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: BigInt(7_000 + i) }));
+      await ok(c.artwork.listForSale({ metadata: as(owner), artworkId, priceCents: BigInt(7_000 + i), payoutWalletId: `w-${owner}` }));
       let current = owner;
       if (i % 2 === 0 && owner !== "hal") {
         await ok(c.artwork.transferOwnership({ metadata: as(owner), artworkId, newOwnerId: "hal" }));

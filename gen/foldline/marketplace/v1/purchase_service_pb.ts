@@ -89,7 +89,7 @@ export type BuyArtworkRequest = Message<"foldline.marketplace.v1.BuyArtworkReque
   metadata?: CommandMetadata | undefined;
 
   /**
-   * Chosen by the caller; also the id of the reservation in the buyer's wallet.
+   * Chosen by the caller, used once; also the id of the reservation in the buyer's wallet.
    *
    * @generated from field: string purchase_id = 2;
    */
@@ -115,7 +115,7 @@ export type BuyArtworkRequest = Message<"foldline.marketplace.v1.BuyArtworkReque
   buyerWalletId: string;
 
   /**
-   * The price the buyer accepts, in cents, > 0: the artwork is taken only while listed at exactly this price.
+   * The price the buyer accepts, in cents, > 0: the artwork is bought only while listed at exactly this price.
    *
    * @generated from field: int64 price_cents = 6;
    */
@@ -130,7 +130,10 @@ export const BuyArtworkRequestSchema: GenMessage<BuyArtworkRequest> = /*@__PURE_
   messageDesc(file_foldline_marketplace_v1_purchase_service, 1);
 
 /**
- * BuyArtworkResponse answers with the purchase's first event.
+ * BuyArtworkResponse answers a completed purchase: the purchase's events (started, artwork taken with the payouts
+ * made, completed). The result's position is that of the purchase's last commit in the batch: queries given it as
+ * their minimum position see the whole purchase. A purchase started by an earlier foldline, which ran step by
+ * step, is advanced by the purchase process manager.
  *
  * @generated from message foldline.marketplace.v1.BuyArtworkResponse
  */
@@ -154,23 +157,24 @@ export const BuyArtworkResponseSchema: GenMessage<BuyArtworkResponse> = /*@__PUR
   messageDesc(file_foldline_marketplace_v1_purchase_service, 2);
 
 /**
- * PurchaseService starts purchases (`ev.purchase.<purchase_id>`). A purchase runs on after the answer: the
- * purchase process manager reserves the price in the buyer's wallet, quotes the payouts, makes room for each in
- * the wallet of its payee (the wallet whose id is theirs), takes the artwork (it must still be listed at the
- * offered price, by someone other than the buyer, and pay the quoted payouts), settles the reservation and pays
- * the seller and each royalty recipient; when the artwork cannot be taken or a payee's wallet has no room for its
- * payout it gives back the room made and the reservation, and the purchase fails. QueryService.GetPurchase tells where a purchase stands.
+ * PurchaseService buys artworks. A purchase is one atomic command over the purchase (`ev.purchase.<purchase_id>`),
+ * the artwork, the buyer's wallet and every payee's wallet: the artwork passes to the buyer, the price leaves the
+ * buyer's wallet (reserved and settled under the purchase id), the royalties go into the wallets the royalty
+ * split names and the rest into the payout wallet the listing names, all in one atomic batch, or nothing does.
+ * The answer is the final outcome: the purchase completed, or refused with its code.
  *
- * Ids are 1..64 characters of [A-Za-z0-9_-]. Errors: INVALID_ARGUMENT for a malformed request, ALREADY_EXISTS
- * for a purchase id already used (or a command id reused with a different request), UNAVAILABLE when NATS does
- * not answer in time. Whether the buyer can pay and the artwork can be taken is decided by the purchase itself,
- * after the answer, and reported as its outcome.
+ * Ids are 1..64 characters of [A-Za-z0-9_-]. Errors: INVALID_ARGUMENT for a malformed request; ALREADY_EXISTS for
+ * a purchase id already used (or a command id reused with a different request); NOT_FOUND for an artwork, a
+ * buyer's wallet or a payee's wallet that does not exist; FAILED_PRECONDITION when the artwork is not listed at
+ * the offered price, the buyer owns it, the buyer's wallet cannot pay or a payee's wallet cannot take its payout;
+ * ABORTED when other writers kept moving the aggregates; UNAVAILABLE when NATS does not answer in time (retry with
+ * the same command id).
  *
  * @generated from service foldline.marketplace.v1.PurchaseService
  */
 export const PurchaseService: GenService<{
   /**
-   * Starts buying a listed artwork at its listed price.
+   * Buys a listed artwork at its listed price.
    *
    * @generated from rpc foldline.marketplace.v1.PurchaseService.BuyArtwork
    */
