@@ -14,6 +14,8 @@
  *   `emptyRequestsPerSecond`: empty requests through the same RPC, answered at once without touching NATS, the
  *   ceiling of the streaming transport itself on this machine; `pipelineOnlyPerSecond`: the same deposits handed
  *   to the command pipeline in process (no RPC), 256 in flight, the ceiling of the command path itself.
+ * - `commands.purchase`: atomic BuyArtwork with three royalty recipients, against raw atomic batches of its size;
+ *   see purchase.ts.
  * - `commands.deep-aggregate`: p50 latency of one Deposit (one in flight) on a wallet with 10 000 prior commits,
  *   on a server whose aggregate cache is off, so every command loads the wallet: its snapshot and the commits
  *   after it. Baseline: the same on wallets with one prior commit (freshly opened). Extra fields: the same two
@@ -44,6 +46,7 @@ import { encodeCommit } from "../streams/commit-codec.js";
 import { loadStreamsConfig } from "../streams/config.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
+import { purchase } from "./purchase.js";
 import { drive, envInt, median, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit, Figure } from "./run.js";
 
@@ -56,7 +59,7 @@ const latencySamples = envInt("BENCH_LATENCY_SAMPLES", 300);
 const placeholder = "00000000-0000-4000-8000-000000000000";
 const silent = pino({ level: "silent" });
 
-/** Runs the suite, emitting commands.unary, commands.stream and commands.deep-aggregate. */
+/** Runs the suite, emitting commands.unary, commands.stream, commands.purchase and commands.deep-aggregate. */
 export async function run(emit: Emit): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "foldline-bench-"));
   let server: NatsServerProcess | undefined;
@@ -83,6 +86,7 @@ export async function run(emit: Emit): Promise<void> {
     log(`foldline at ${app.url}, nats-server ${app.streams.serverVersion}`);
     await unary(app, emit);
     await streaming(app, emit);
+    await purchase(app, emit, { rounds, roundMs, log });
     await deepAggregate(app, await start({ AGGREGATE_CACHE_SIZE: "0" }), emit);
   } finally {
     try {
