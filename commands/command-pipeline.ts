@@ -64,7 +64,10 @@ export interface Transaction {
   decide(unit: UnitOfWork): Promise<void>;
 }
 
-/** What a {@link Transaction} decides through: the aggregates as the transaction has changed them so far. */
+/**
+ * What a {@link Transaction} decides through: the aggregates as the transaction has changed them so far. Reads
+ * may run concurrently (an aggregate is loaded once); decisions on one aggregate apply in the order they are made.
+ */
 export interface UnitOfWork {
   /** The aggregate's state with what this transaction decided on it so far. */
   state<C, E, S>(type: AggregateType<C, E, S>, aggregateId: string): Promise<S>;
@@ -404,14 +407,19 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       const touched = new Map<string, Touched>();
       /** The aggregates changed, in the order first changed: the order of their commits in the batch. */
       const changed: [string, Touched][] = [];
-      const touch = async (type: AggregateType<unknown, unknown, unknown>, aggregateId: string): Promise<Touched> => {
+      // Loads may run concurrently (a decision reading several aggregates at once): each is loaded once.
+      const loading = new Map<string, Promise<Touched>>();
+      const touch = (type: AggregateType<unknown, unknown, unknown>, aggregateId: string): Promise<Touched> => {
         const subject = `ev.${type.name}.${aggregateId}`;
-        let t = touched.get(subject);
+        let t = loading.get(subject);
         if (t === undefined) {
           const unchecked = cache?.has(subject) === true;
-          const loaded = await load(type, subject);
-          t = { type, aggregateId, loaded, unchecked, state: loaded.state, events: [] };
-          touched.set(subject, t);
+          t = load(type, subject).then((loaded) => {
+            const one = { type, aggregateId, loaded, unchecked, state: loaded.state, events: [] };
+            touched.set(subject, one);
+            return one;
+          });
+          loading.set(subject, t);
         }
         return t;
       };

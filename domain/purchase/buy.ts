@@ -38,10 +38,13 @@ export async function buyArtwork(request: BuyArtwork, parties: PurchaseParties):
   const { purchaseId, artworkId, buyerId, buyerWalletId, priceCents } = request;
   const terms = { artworkId, buyerId, buyerWalletId, priceCents };
   // The purchase first, so that a used id is refused as such whatever became of the artwork since.
-  if ((await parties.purchase(purchaseId)).status !== "Empty") {
+  const [purchase, artwork] = await Promise.all([parties.purchase(purchaseId), parties.artwork(artworkId)]);
+  if (purchase.status !== "Empty") {
     await parties.decidePurchase(purchaseId, { type: "CompletePurchase", purchaseId, ...terms, sellerId: "", payouts: [] });
   }
-  const { sellerId, payouts } = quoteSale({ artworkId, purchaseId, buyerId, priceCents }, await parties.artwork(artworkId));
+  const { sellerId, payouts } = quoteSale({ artworkId, purchaseId, buyerId, priceCents }, artwork);
+  // Every wallet involved, read at once rather than one after the other.
+  await Promise.all([buyerWalletId, ...payouts.map((p) => p.recipientId)].map((walletId) => parties.wallet(walletId)));
   await parties.decideArtwork(artworkId, { type: "SellArtwork", artworkId, purchaseId, buyerId, priceCents, payouts });
   const reservation = { walletId: buyerWalletId, reservationId: purchaseId, purchaseId };
   await parties.decideWallet(buyerWalletId, { type: "ReserveFunds", ...reservation, amountCents: priceCents });
