@@ -101,6 +101,8 @@ type Tracked = Sent & {
   refused?: { readonly code: Code; readonly message: string };
   /** Calls that met a server going down (or down), before the one that settled it. */
   failures: number;
+  at?: number;
+  took?: number;
 };
 
 const commandIdOf = (s: Tracked): string => s.request.metadata.commandId;
@@ -163,7 +165,10 @@ function fromTransport(e: ConnectError): boolean {
 async function settle(s: Tracked, url: () => string, attempts: number, seenCodes: Map<string, number>): Promise<void> {
   for (let i = 0; i < attempts; i++) {
     try {
+      const t = Date.now();
+      s.at = t;
       await sendOnce(s, url());
+      s.took = Date.now() - t;
       return;
     } catch (err) {
       const e = ConnectError.from(err);
@@ -350,14 +355,14 @@ describe("purchases under kill -9", () => {
     // Five kill -9 of the API server at random moments under load, each followed by a restart.
     const kills: { at: number; acknowledgedBefore: number }[] = [];
     try {
-      for (let kill = 0; kill < 5; kill++) {
+      for (let kill = 0; kill < Number(process.env.PK_KILLS ?? 5); kill++) {
         await sleep(1_000 + Math.floor(Math.random() * 1_000));
         kills.push({ at: Date.now() - setupDone, acknowledgedBefore: sent.filter((s) => s.answer !== undefined).length });
         server.signalGroup("SIGKILL");
         await server.killAll();
         ({ server, api } = await startServer(nats.url));
       }
-      await sleep(1_000);
+      await sleep(Number(process.env.PK_SOAK ?? 1_000));
     } finally {
       running = false;
       await Promise.all(callers);
@@ -388,6 +393,8 @@ describe("purchases under kill -9", () => {
         buyRefusals: tally(boughtRefused.map((s) => `${Code[s.refused?.code ?? 0]}: ${reasonOf(s.refused?.message ?? "")}`)),
         metAKill: sent.filter((s) => s.failures > 0).length,
         transientCodes: Object.fromEntries(transientCodes),
+        tookBuy: boughtOk.map((x) => x.took).sort((a, b) => (a ?? 0) - (b ?? 0)),
+        tookOther: acknowledged.filter((x) => x.kind !== "buy").map((x) => x.took ?? 0).sort((a, b) => a - b).filter((_, i) => i % 10 === 0),
       }),
     );
     // The load reached every case, so that the checks below mean something.
