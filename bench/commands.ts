@@ -42,10 +42,10 @@ import { walletType } from "../commands/marketplace/wallet-routes.js";
 import { ExecuteRequestSchema } from "../gen/foldline/marketplace/v1/command_service_pb.js";
 import { DepositRequestSchema, WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
-import { encodeCommit } from "../streams/commit-codec.js";
 import { loadStreamsConfig } from "../streams/config.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
+import { commitSizedPayload } from "./payloads.js";
 import { purchase } from "./purchase.js";
 import { drive, envInt, median, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit, Figure } from "./run.js";
@@ -141,12 +141,7 @@ async function streaming(app: App, emit: Emit): Promise<void> {
   };
   // The raw write underneath: a commit-sized publish on the same stream, as many in flight.
   const js = jetstream(app.streams.nc);
-  const payload = new Uint8Array(
-    encodeCommit({
-      events: [walletType.encodeEvent({ type: "FundsDeposited", amountCents: 1n })],
-      metadata: { commandId: randomUUID(), actor: "", correlationId: "", causationId: "", recordedAt: new Date(), aggregateVersion: 2 },
-    }).length,
-  ).fill(0x61);
+  const payload = commitSizedPayload();
   const runId = Date.now().toString(36);
   const publishers: Op[] = Array.from({ length: streamConcurrency }, (_, i) => async () => {
     await js.publish(`ev.raw.${runId}-${i}`, payload);

@@ -18,13 +18,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { App } from "../app.js";
-import { walletType } from "../commands/marketplace/wallet-routes.js";
 import { ArtworkService } from "../gen/foldline/marketplace/v1/artwork_service_pb.js";
 import { PurchaseService } from "../gen/foldline/marketplace/v1/purchase_service_pb.js";
 import { WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
-import { encodeCommit } from "../streams/commit-codec.js";
 import { createJsPublisher, type BatchMessage } from "../streams/js-publisher.js";
 import type { GrpcLoadResult } from "./grpc-load.js";
+import { commitSizedPayload } from "./payloads.js";
 import { drive, envInt, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit } from "./run.js";
 
@@ -86,12 +85,7 @@ export async function purchase(
 
   // The raw write underneath: one atomic batch of as many commit-sized messages per purchase.
   const publisher = createJsPublisher(app.streams.nc, 5_000);
-  const payload = new Uint8Array(
-    encodeCommit({
-      events: [walletType.encodeEvent({ type: "FundsDeposited", amountCents: 1n })],
-      metadata: { commandId: randomUUID(), actor: "", correlationId: "", causationId: "", recordedAt: new Date(), aggregateVersion: 2 },
-    }).length,
-  ).fill(0x61);
+  const payload = commitSizedPayload();
   const runId = Date.now().toString(36);
   const batches: Op[] = Array.from({ length: concurrency }, (_, i) => {
     const messages: BatchMessage[] = Array.from({ length: messagesPerPurchase }, (_, k) => ({ subject: `ev.raw.${runId}-${i}-${k}`, data: payload }));

@@ -32,12 +32,8 @@ const record = (event: PurchaseStep): PurchaseCommand => ({ type: "RecordStep", 
 
 describe("CompletePurchase", () => {
   const complete = (over: Partial<Extract<PurchaseCommand, { type: "CompletePurchase" }>> = {}): PurchaseCommand => ({
+    ...(start() as Extract<PurchaseCommand, { type: "StartPurchase" }>),
     type: "CompletePurchase",
-    purchaseId,
-    artworkId: "a-1",
-    buyerId: "bob",
-    buyerWalletId: "w-bob",
-    priceCents: 500n,
     sellerId: "sam",
     payouts,
     ...over,
