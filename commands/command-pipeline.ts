@@ -403,7 +403,10 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
       const stored = await store.readRecord(commandId);
       return stored === undefined ? undefined : answerTransaction(transaction, fingerprint, stored);
     };
-    for (let attempt = 1; ; attempt++) {
+    /** One decision and append: the outcome, or why to go again (a cached state was stale, or a conflict). */
+    const attemptOnce = async (): Promise<
+      { readonly outcome: TransactionOutcome } | { readonly conflict?: ConcurrencyError; readonly changed: readonly string[] }
+    > => {
       const touched = new Map<string, Touched>();
       /** The aggregates changed, in the order first changed: the order of their commits in the batch. */
       const changed: [string, Touched][] = [];
@@ -441,12 +444,12 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         await transaction.decide(unit);
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
-        if (await movedPastCache(touched)) continue;
+        if (await movedPastCache(touched)) return { changed: [] };
         const outcome = await earlier();
-        if (outcome !== undefined) return outcome;
+        if (outcome !== undefined) return { outcome };
         throw err;
       }
-      if (changed.length === 0 && (await movedPastCache(touched))) continue;
+      if (changed.length === 0 && (await movedPastCache(touched))) return { changed: [] };
       let appended;
       try {
         appended = await store.appendBatch(
@@ -470,22 +473,35 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         if (err instanceof RecordExistsError) {
           const outcome = await earlier();
           if (outcome === undefined) throw new UnavailableError(`the record of command ${commandId} could not be read back`);
-          return outcome;
+          return { outcome };
         }
-        stats.conflicts++;
-        if (attempt >= maxAttempts) throw new CommandConflict(err.subject, attempt);
-        continue;
+        return { conflict: err, changed: changed.map(([subject]) => subject) };
       }
       if (changed.length > 0) stats.appends++;
-      return {
-        commits: changed.map(([subject, t], i) => {
-          const seq = appended.seqs[i] ?? 0;
-          const version = t.loaded.version + 1;
-          const next = { state: t.state, version, seq, snapshotVersion: t.loaded.snapshotVersion, coldRead: 0 };
-          remember(subject, maybeSnapshot(subject, next, t.loaded.coldRead));
-          return { type: t.type.name, aggregateId: t.aggregateId, version, position: seq, events: t.events };
-        }),
-      };
+      const commits = changed.map(([subject, t], i) => {
+        const seq = appended.seqs[i] ?? 0;
+        const version = t.loaded.version + 1;
+        const next = { state: t.state, version, seq, snapshotVersion: t.loaded.snapshotVersion, coldRead: 0 };
+        remember(subject, maybeSnapshot(subject, next, t.loaded.coldRead));
+        return { type: t.type.name, aggregateId: t.aggregateId, version, position: seq, events: t.events };
+      });
+      return { outcome: { commits } };
+    };
+
+    // After a conflict, the next attempt waits for the commands and transactions of this process on every
+    // aggregate the last one changed (taken in subject order, so that two transactions never wait for each
+    // other): concurrent purchases paying one wallet then take turns instead of failing each other's conditions.
+    let held: readonly string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const result = await [...held].sort().reduceRight<() => ReturnType<typeof attemptOnce>>(
+        (inner, subject) => () => queue.run(subject, inner),
+        attemptOnce,
+      )();
+      if ("outcome" in result) return result.outcome;
+      if (result.conflict === undefined) continue;
+      stats.conflicts++;
+      if (attempt >= maxAttempts) throw new CommandConflict(result.conflict.subject, attempt);
+      held = result.changed;
     }
   }
 

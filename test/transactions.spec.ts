@@ -167,4 +167,27 @@ describe("a command over several aggregates", () => {
     expect(answers[1].value.result?.aggregateId).toBe(purchaseId);
     expect(answers[1].value.events.map((e) => e.event.case)).toEqual(["started", "artworkTaken", "completed"]);
   });
+
+  it("completes 32 concurrent purchases on one server that all pay one royalty wallet, none given up", async () => {
+    const a = clients(one.url);
+    const foundation = await walletHolding(a, 0n);
+    const sales = await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        const artworkId = unique("art");
+        const [artist, buyer] = [await walletHolding(a, 0n), await walletHolding(a, 1_000n)];
+        const royaltySplit = [{ recipientId: foundation, basisPoints: 1_000 }];
+        await a.artwork.mintArtwork({ metadata: meta(), artworkId, artistId: artist, title: "t", contentHash: "h", royaltySplit });
+        await a.artwork.listForSale({ metadata: { ...meta(), actor: artist }, artworkId, priceCents: 1_000n, payoutWalletId: artist });
+        return { artworkId, buyer };
+      }),
+    );
+    const results = await Promise.allSettled(
+      sales.map(({ artworkId, buyer }) =>
+        a.purchases.buyArtwork({ metadata: meta(), purchaseId: unique("p"), artworkId, buyerId: buyer, buyerWalletId: buyer, priceCents: 1_000n }),
+      ),
+    );
+    expect(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const m = await marketplaceFromStream(one.streams.store);
+    expect(m.wallets.get(foundation)).toMatchObject({ balanceCents: 32n * 100n });
+  });
 });
