@@ -1,5 +1,14 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, headers, nuid, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  createInbox,
+  headers,
+  MsgHdrsImpl,
+  nuid,
+  type MsgHdrs,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 import { UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
 import { publishTurn } from "./publish-turn.js";
@@ -164,13 +173,12 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
       const last = messages.at(-1);
       if (last === undefined) throw new RangeError("an atomic batch needs at least one message");
       const batchId = nuid.next();
-      return send(last.subject, messages.map((m, i) => {
-        const h = guardHeaders(m.guards ?? {});
-        h.set("Nats-Batch-Id", batchId);
-        h.set("Nats-Batch-Sequence", String(i + 1));
-        if (i === messages.length - 1) h.set("Nats-Batch-Commit", "1");
-        return { subject: m.subject, data: m.data, headers: h };
-      }));
+      const lastIndex = messages.length - 1;
+      return send(last.subject, messages.map((m, i) => ({
+        subject: m.subject,
+        data: m.data,
+        headers: batchHeaders(m.guards, batchId, i + 1, i === lastIndex),
+      })));
     },
 
     close() {
@@ -192,4 +200,36 @@ function guardHeaders(guards: PublishGuards): MsgHdrs {
     h.set("Nats-Expected-Last-Subject-Sequence-Subject", guards.expectedLastSubjectSeqSubject);
   }
   return h;
+}
+
+/**
+ * Headers already encoded: `publish` only calls `encode()` on the headers it is given. A batch message's headers
+ * are written as text directly, because `MsgHdrsImpl.set` canonicalizes every key and `encode` rebuilds the text
+ * through a TextEncoder: measured on the 2-core bench machine, 11 µs for a command's two messages (record and
+ * commit, four headers each) against 2.3 µs written directly.
+ */
+class EncodedHeaders extends MsgHdrsImpl {
+  constructor(private readonly bytes: Uint8Array) {
+    super();
+  }
+  override encode(): Uint8Array {
+    return this.bytes;
+  }
+}
+
+/**
+ * The headers of message `seq` (from 1) of an atomic batch, its guards and then the batch's own, encoded as
+ * `headers()` would encode them (string values checked and trimmed as its `set` does). Exported for its spec.
+ */
+export function batchHeaders(guards: PublishGuards | undefined, batchId: string, seq: number, commit: boolean): MsgHdrsImpl {
+  let text = "NATS/1.0\r\n";
+  if (guards?.msgId !== undefined) text += `Nats-Msg-Id: ${MsgHdrsImpl.validHeaderValue(guards.msgId)}\r\n`;
+  if (guards?.expectedLastSubjectSeq !== undefined) {
+    text += `Nats-Expected-Last-Subject-Sequence: ${guards.expectedLastSubjectSeq}\r\n`;
+  }
+  if (guards?.expectedLastSubjectSeqSubject !== undefined) {
+    text += `Nats-Expected-Last-Subject-Sequence-Subject: ${MsgHdrsImpl.validHeaderValue(guards.expectedLastSubjectSeqSubject)}\r\n`;
+  }
+  text += `Nats-Batch-Id: ${batchId}\r\nNats-Batch-Sequence: ${seq}\r\n${commit ? "Nats-Batch-Commit: 1\r\n" : ""}\r\n`;
+  return new EncodedHeaders(Buffer.from(text));
 }
