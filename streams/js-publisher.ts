@@ -77,8 +77,9 @@ interface Waiting {
  * work per call. The client's request machinery costs a timer, a request object and an Error with a captured
  * stack trace for every *successful* request (it rejects an internal promise on completion), which on a busy
  * command server was a fifth of the CPU. Here, one wildcard subscription receives every acknowledgement, a
- * map finds the waiting caller, and one coarse timer expires the late ones. Publishes made in one event-loop
- * turn leave in one socket write ({@link publishTurn}).
+ * map finds the waiting caller, and one coarse timer expires the late ones. Single publishes made in one
+ * event-loop turn leave in one socket write ({@link publishTurn}); an atomic batch leaves at once, its messages
+ * together.
  */
 export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPublisher {
   const prefix = createInbox();
@@ -141,13 +142,17 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
   }, tickMs);
   sweeper.unref();
 
-  /** Sends `messages` in this turn's socket write, the last with the reply subject the answer comes back on. */
+  /**
+   * Sends `messages` together, the last with the reply subject the answer comes back on: in this turn's socket
+   * write when `turn`, else at once.
+   */
   const send = async (
     what: string,
     messages: readonly { readonly subject: string; readonly data: Uint8Array; readonly headers: MsgHdrs }[],
+    turn: boolean,
   ): Promise<PubAck> => {
     if (closed) throw new UnavailableError(`the NATS connection closed: cannot publish to ${what}`);
-    await publishTurn();
+    if (turn) await publishTurn();
     const id = (next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       waiting.set(id, { subject: what, deadline: performance.now() + timeoutMs, resolve, reject });
@@ -166,7 +171,7 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
 
   return {
     async publish(subject, data, guards = {}) {
-      return send(subject, [{ subject, data, headers: guardHeaders(guards) }]);
+      return send(subject, [{ subject, data, headers: guardHeaders(guards) }], true);
     },
 
     async publishBatch(messages) {
@@ -174,11 +179,15 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
       if (last === undefined) throw new RangeError("an atomic batch needs at least one message");
       const batchId = nuid.next();
       const lastIndex = messages.length - 1;
+      // A batch's messages already leave in one write: holding them for the end of the turn (publishTurn) would
+      // only delay a batch the group commit sends at the end of a turn, or as soon as one in flight is answered,
+      // by a turn of a busy event loop (measured: 20 ms against 25 to 30 ms from send to acknowledgement, 256
+      // commands in flight through the pipeline alone).
       return send(last.subject, messages.map((m, i) => ({
         subject: m.subject,
         data: m.data,
         headers: batchHeaders(m.guards, batchId, i + 1, i === lastIndex),
-      })));
+      })), false);
     },
 
     close() {
