@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -177,6 +177,12 @@ export interface CommandPipeline {
   readonly stats: Readonly<PipelineStats>;
   /** Refuses new commands, then waits for those running and for snapshot writes. */
   close(): Promise<void>;
+}
+
+/** A command's aggregate while it runs: as loaded, and whether that came from the cache and is yet to be checked. */
+interface CommandView {
+  loaded: Loaded;
+  fromCache: boolean;
 }
 
 /** An aggregate as loaded: its state, its number of commits and the sequence of its last commit. */
@@ -505,6 +511,42 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     }
   }
 
+  // `refreshed` and `refuse` belong to the pipeline rather than being closures made by each command: the tsx
+  // loader names every function it sees created (`__name`, an Object.defineProperty), which for the closures of
+  // `run` and `appendBatch` came to about 5 µs of the 230 µs of CPU a streamed command costs the API server
+  // (measured with a CPU profile of the bench).
+
+  /**
+   * Reloads a command's aggregate that came from the cache when the stream has moved past it; true when it did.
+   * The stream is asked once per command.
+   */
+  async function refreshed<C, E, S>(type: AggregateType<C, E, S>, subject: string, view: CommandView): Promise<boolean> {
+    if (!view.fromCache) return false;
+    view.fromCache = false;
+    let last;
+    try {
+      last = await store.lastSequence(subject);
+    } catch (err) {
+      throw unavailableOr(err, `a read of the last commit of ${subject}`);
+    }
+    if (last === view.loaded.seq) return false;
+    cache?.delete(subject);
+    view.loaded = await load(type, subject);
+    return true;
+  }
+
+  /** Refuses the command with `err`, unless the command id was executed already: then its answer. */
+  async function refuse<C, E, S>(
+    type: AggregateType<C, E, S>,
+    envelope: CommandEnvelope<C>,
+    fingerprint: string,
+    err: unknown,
+  ): Promise<CommandOutcome<E>> {
+    const earlier = await earlierOutcome(type, envelope, fingerprint);
+    if (earlier !== undefined) return earlier;
+    throw err;
+  }
+
   async function run<C, E, S>(
     type: AggregateType<C, E, S>,
     envelope: CommandEnvelope<C>,
@@ -514,57 +556,36 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     const { decider } = type;
     // A cached state may be behind another process's writes (another server, a process manager): before it
     // refuses a command, or answers that nothing changes, the stream is asked whether the aggregate moved.
-    let fromCache = cache?.has(subject) === true;
-    let loaded = await load(type, subject);
-
-    /** Reloads a state that came from the cache when the stream has moved past it; true when it did. */
-    const refreshed = async (): Promise<boolean> => {
-      if (!fromCache) return false;
-      fromCache = false;
-      let last;
-      try {
-        last = await store.lastSequence(subject);
-      } catch (err) {
-        throw unavailableOr(err, `a read of the last commit of ${subject}`);
-      }
-      if (last === loaded.seq) return false;
-      cache?.delete(subject);
-      loaded = await load(type, subject);
-      return true;
-    };
-    /** Refuses the command with `err`, unless the command id was executed already: then its answer. */
-    const refuse = async (err: unknown): Promise<CommandOutcome<E>> => {
-      const earlier = await earlierOutcome(type, envelope, fingerprint);
-      if (earlier !== undefined) return earlier;
-      throw err;
-    };
+    // A cached aggregate is taken without a call to `load`: an await fewer on the hot path.
+    const cached = cache?.get(subject);
+    const view: CommandView = { loaded: cached ?? (await load(type, subject)), fromCache: cached !== undefined };
 
     for (let attempt = 1; ; attempt++) {
-      if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== loaded.version) {
-        if (await refreshed()) continue;
-        return refuse(new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version));
+      if (envelope.expectedVersion !== undefined && envelope.expectedVersion !== view.loaded.version) {
+        if (await refreshed(type, subject, view)) continue;
+        return refuse(type, envelope, fingerprint, new ExpectedVersionMismatch(subject, envelope.expectedVersion, view.loaded.version));
       }
       let events: E[];
       try {
-        events = decider.decide(envelope.command, loaded.state as S);
+        events = decider.decide(envelope.command, view.loaded.state as S);
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
-        if (await refreshed()) continue;
-        return refuse(err);
+        if (await refreshed(type, subject, view)) continue;
+        return refuse(type, envelope, fingerprint, err);
       }
-      if (events.length === 0 && (await refreshed())) continue;
+      if (events.length === 0 && (await refreshed(type, subject, view))) continue;
 
       const record: CommandRecord =
         events.length === 0
-          ? { fingerprint, commits: 0, version: loaded.version, position: loaded.seq }
+          ? { fingerprint, commits: 0, version: view.loaded.version, position: view.loaded.seq }
           : { fingerprint, commits: 1, version: 0, position: 0 };
-      const version = loaded.version + 1;
+      const version = view.loaded.version + 1;
       let appended;
       try {
         appended = await store.appendBatch(
           events.length === 0
             ? []
-            : [{ subject, events: events.map((e) => type.encodeEvent(e)), expectedSeq: loaded.seq, aggregateVersion: version }],
+            : [{ subject, events: events.map((e) => type.encodeEvent(e)), expectedSeq: view.loaded.seq, aggregateVersion: version }],
           {
             commandId: envelope.commandId,
             actor: envelope.actor,
@@ -582,24 +603,24 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
         if (!(err instanceof ConcurrencyError)) throw err;
         stats.conflicts++;
         cache?.delete(subject);
-        loaded = await load(type, subject);
+        view.loaded = await load(type, subject);
         // The append expected the caller's version: the aggregate has moved past it, whatever the attempt.
         if (envelope.expectedVersion !== undefined) {
-          return refuse(new ExpectedVersionMismatch(subject, envelope.expectedVersion, loaded.version));
+          return refuse(type, envelope, fingerprint, new ExpectedVersionMismatch(subject, envelope.expectedVersion, view.loaded.version));
         }
         if (attempt >= maxAttempts) throw new CommandConflict(subject, attempt);
         continue;
       }
       if (events.length === 0) {
-        return { aggregateId: envelope.aggregateId, version: loaded.version, position: loaded.seq, events: [] };
+        return { aggregateId: envelope.aggregateId, version: view.loaded.version, position: view.loaded.seq, events: [] };
       }
       stats.appends++;
       const seq = appended.seqs[0] ?? 0;
-      const state = events.reduce<S>((st, e) => decider.evolve(st, e), loaded.state as S);
+      const state = events.reduce<S>((st, e) => decider.evolve(st, e), view.loaded.state as S);
       const next = maybeSnapshot(
         subject,
-        { state, version, seq, snapshotVersion: loaded.snapshotVersion, coldRead: 0 },
-        loaded.coldRead,
+        { state, version, seq, snapshotVersion: view.loaded.snapshotVersion, coldRead: 0 },
+        view.loaded.coldRead,
       );
       remember(subject, next);
       return { aggregateId: envelope.aggregateId, version, position: seq, events };
@@ -676,11 +697,6 @@ function notAnswered(what: string): UnavailableError {
   return new UnavailableError(`NATS did not answer in time for ${what}; retry it with the same command id`);
 }
 
-/** What identifies a request: its type name and bytes (requests of different types can share their bytes). */
-function fingerprintOf(requestType: string, request: Uint8Array): string {
-  return createHash("sha256").update(requestType).update("\0").update(request).digest("base64url");
-}
-
 /** Callers waiting for an outcome, each until its deadline. */
 interface Deadlines {
   /** Settles as `outcome` does, or rejects with UnavailableError at `deadline` (epoch ms, within a tick). */
@@ -727,6 +743,16 @@ function createDeadlines(timeoutMs: number): Deadlines {
       });
     },
   };
+}
+
+/**
+ * What identifies a request: SHA-256 of its type name, a NUL and its bytes, in base64url. One call of
+ * `crypto.hash` over the three joined gives the digest a Hash object fed the three gave (records stored before
+ * still match) with one native call instead of five: measured alone, 0.8 µs against 2 µs; in a CPU profile of
+ * the unary bench the Hash object's calls were about 5% of what a command costs over a no-op RPC.
+ */
+function fingerprintOf(requestType: string, request: Uint8Array): string {
+  return hash("sha256", Buffer.concat([Buffer.from(`${requestType}\0`), request]), "base64url");
 }
 
 /** Snapshot key of an aggregate subject: `ev.<type>.<id>` → `<type>.<id>`. */

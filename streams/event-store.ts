@@ -534,7 +534,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
         lastSeq = await groupCommit.commit({
           messages,
           alone: parts.some((p) => p.expectedSeqOf !== undefined),
-          refusal: () => staleCondition(parts, batch),
+          // Bound rather than an arrow, which the tsx loader would name (an Object.defineProperty) for every batch.
+          refusal: staleCondition.bind(undefined, parts, batch),
         });
       } catch (err) {
         if (err instanceof RecordExistsError || err instanceof ConcurrencyError) throw err;

@@ -1,5 +1,14 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, headers, nuid, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  createInbox,
+  headers,
+  MsgHdrsImpl,
+  nuid,
+  type MsgHdrs,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 import { UnavailableError } from "./errors.js";
 import { unavailableOr } from "./nats-errors.js";
 import { publishTurn } from "./publish-turn.js";
@@ -68,8 +77,9 @@ interface Waiting {
  * work per call. The client's request machinery costs a timer, a request object and an Error with a captured
  * stack trace for every *successful* request (it rejects an internal promise on completion), which on a busy
  * command server was a fifth of the CPU. Here, one wildcard subscription receives every acknowledgement, a
- * map finds the waiting caller, and one coarse timer expires the late ones. Publishes made in one event-loop
- * turn leave in one socket write ({@link publishTurn}).
+ * map finds the waiting caller, and one coarse timer expires the late ones. Single publishes made in one
+ * event-loop turn leave in one socket write ({@link publishTurn}); an atomic batch leaves at once, its messages
+ * together.
  */
 export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPublisher {
   const prefix = createInbox();
@@ -132,13 +142,17 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
   }, tickMs);
   sweeper.unref();
 
-  /** Sends `messages` in this turn's socket write, the last with the reply subject the answer comes back on. */
+  /**
+   * Sends `messages` together, the last with the reply subject the answer comes back on: in this turn's socket
+   * write when `turn`, else at once.
+   */
   const send = async (
     what: string,
     messages: readonly { readonly subject: string; readonly data: Uint8Array; readonly headers: MsgHdrs }[],
+    turn: boolean,
   ): Promise<PubAck> => {
     if (closed) throw new UnavailableError(`the NATS connection closed: cannot publish to ${what}`);
-    await publishTurn();
+    if (turn) await publishTurn();
     const id = (next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       waiting.set(id, { subject: what, deadline: performance.now() + timeoutMs, resolve, reject });
@@ -157,20 +171,23 @@ export function createJsPublisher(nc: NatsConnection, timeoutMs: number): JsPubl
 
   return {
     async publish(subject, data, guards = {}) {
-      return send(subject, [{ subject, data, headers: guardHeaders(guards) }]);
+      return send(subject, [{ subject, data, headers: guardHeaders(guards) }], true);
     },
 
     async publishBatch(messages) {
       const last = messages.at(-1);
       if (last === undefined) throw new RangeError("an atomic batch needs at least one message");
       const batchId = nuid.next();
-      return send(last.subject, messages.map((m, i) => {
-        const h = guardHeaders(m.guards ?? {});
-        h.set("Nats-Batch-Id", batchId);
-        h.set("Nats-Batch-Sequence", String(i + 1));
-        if (i === messages.length - 1) h.set("Nats-Batch-Commit", "1");
-        return { subject: m.subject, data: m.data, headers: h };
-      }));
+      const lastIndex = messages.length - 1;
+      // A batch's messages already leave in one write: holding them for the end of the turn (publishTurn) would
+      // only delay a batch the group commit sends at the end of a turn, or as soon as one in flight is answered,
+      // by a turn of a busy event loop (measured: 20 ms against 25 to 30 ms from send to acknowledgement, 256
+      // commands in flight through the pipeline alone).
+      return send(last.subject, messages.map((m, i) => ({
+        subject: m.subject,
+        data: m.data,
+        headers: batchHeaders(m.guards, batchId, i + 1, i === lastIndex),
+      })), false);
     },
 
     close() {
@@ -192,4 +209,36 @@ function guardHeaders(guards: PublishGuards): MsgHdrs {
     h.set("Nats-Expected-Last-Subject-Sequence-Subject", guards.expectedLastSubjectSeqSubject);
   }
   return h;
+}
+
+/**
+ * Headers already encoded: `publish` only calls `encode()` on the headers it is given. A batch message's headers
+ * are written as text directly, because `MsgHdrsImpl.set` canonicalizes every key and `encode` rebuilds the text
+ * through a TextEncoder: measured on the 2-core bench machine, 11 µs for a command's two messages (record and
+ * commit, four headers each) against 2.3 µs written directly.
+ */
+class EncodedHeaders extends MsgHdrsImpl {
+  constructor(private readonly bytes: Uint8Array) {
+    super();
+  }
+  override encode(): Uint8Array {
+    return this.bytes;
+  }
+}
+
+/**
+ * The headers of message `seq` (from 1) of an atomic batch, its guards and then the batch's own, encoded as
+ * `headers()` would encode them (string values checked and trimmed as its `set` does). Exported for its spec.
+ */
+export function batchHeaders(guards: PublishGuards | undefined, batchId: string, seq: number, commit: boolean): MsgHdrsImpl {
+  let text = "NATS/1.0\r\n";
+  if (guards?.msgId !== undefined) text += `Nats-Msg-Id: ${MsgHdrsImpl.validHeaderValue(guards.msgId)}\r\n`;
+  if (guards?.expectedLastSubjectSeq !== undefined) {
+    text += `Nats-Expected-Last-Subject-Sequence: ${guards.expectedLastSubjectSeq}\r\n`;
+  }
+  if (guards?.expectedLastSubjectSeqSubject !== undefined) {
+    text += `Nats-Expected-Last-Subject-Sequence-Subject: ${MsgHdrsImpl.validHeaderValue(guards.expectedLastSubjectSeqSubject)}\r\n`;
+  }
+  text += `Nats-Batch-Id: ${batchId}\r\nNats-Batch-Sequence: ${seq}\r\n${commit ? "Nats-Batch-Commit: 1\r\n" : ""}\r\n`;
+  return new EncodedHeaders(Buffer.from(text));
 }
