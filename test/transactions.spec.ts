@@ -186,7 +186,7 @@ describe("a command over several aggregates", () => {
         a.purchases.buyArtwork({ metadata: meta(), purchaseId: unique("p"), artworkId, buyerId: buyer, buyerWalletId: buyer, priceCents: 1_000n }),
       ),
     );
-    expect(results.filter((r) => r.status === "rejected").map((r) => String((r).reason))).toEqual([]);
+    expect(results.filter((r) => r.status === "rejected").map((r) => String(r.reason))).toEqual([]);
     const m = await marketplaceFromStream(one.streams.store);
     expect(m.wallets.get(foundation)).toMatchObject({ balanceCents: 32n * 100n });
   });
