@@ -8,7 +8,9 @@
  * - baseline: raw atomic batches of 8 commit-sized messages, one batch per purchase, 64 in flight, on the same
  *   stream from the server's process: the JetStream write a purchase ends in, without group commit.
  * - extra `p50Ms`, `p99Ms`: latency of purchases sent open-loop at half the measured capacity, the figure the
- *   in-zone budget (p99 ≤ 15 ms) is about; `capacityP50Ms`, `capacityP99Ms`: latency at capacity.
+ *   in-zone budget (p99 ≤ 15 ms) is about; `capacityP50Ms`, `capacityP99Ms`: latency at capacity;
+ *   `aloneP50Ms`, `aloneP99Ms`: one purchase at a time, the floor (on one file-backed server, about the disk
+ *   sync nats-server makes for every atomic batch).
  *
  * The purchases come from a generated gRPC client in the bench's own process: a few hundred calls a second cost
  * the client little, unlike the unary and stream figures, which need the load tool.
@@ -33,6 +35,8 @@ const priceCents = 1_000n;
 /** A purchase's batch: the record and seven commits. */
 const messagesPerPurchase = 8;
 const p99TargetMs = 15;
+/** Purchases made one at a time, from the first slot. */
+const aloneCount = 100;
 
 interface Slot {
   readonly buyerWallet: string;
@@ -63,7 +67,7 @@ export async function purchase(
   // Enough listings for every round at up to this many purchases a second per slot, and the half-capacity run.
   const perSlot = envInt("BENCH_PURCHASES_PER_SLOT", Math.ceil(((rounds + 2) * roundMs) / 1_000) * 12);
   log(`purchase: listing ${perSlot * concurrency} artworks`);
-  const slots = await Promise.all(Array.from({ length: concurrency }, (_, i) => prepareSlot(c, i, perSlot)));
+  const slots = await Promise.all(Array.from({ length: concurrency }, (_, i) => prepareSlot(c, i, perSlot + (i === 0 ? aloneCount : 0))));
 
   const buy = async (slot: Slot): Promise<void> => {
     const artworkId = slot.artworks.pop();
@@ -112,6 +116,17 @@ export async function purchase(
     const capacity = medianOf(candidate);
     const raw = medianOf(baseline);
 
+    // One purchase at a time, from one slot: what a purchase costs when nothing waits.
+    const alone: number[] = [];
+    const first = slots[0] as Slot;
+    for (let i = 0; i < aloneCount; i++) {
+      const t0 = performance.now();
+      await buy(first);
+      alone.push(performance.now() - t0);
+    }
+    const aloneSorted = sorted(alone);
+    log(`purchase: one at a time p50 ${percentile(aloneSorted, 50).toFixed(2)} ms, p99 ${percentile(aloneSorted, 99).toFixed(2)} ms`);
+
     // Open loop at half the capacity: a purchase is sent every 1/rate s whatever the answers, round-robin over
     // the slots, and each one's latency is recorded.
     const rate = capacity.perSecond / 2;
@@ -143,6 +158,8 @@ export async function purchase(
         halfCapacityPerSecond: round(rate, 1),
         capacityP50Ms: round(capacity.p50Ms, 3),
         capacityP99Ms: round(capacity.p99Ms, 3),
+        aloneP50Ms: round(percentile(aloneSorted, 50), 3),
+        aloneP99Ms: round(percentile(aloneSorted, 99), 3),
         rawBatchP50Ms: round(raw.p50Ms, 3),
         concurrency,
         royaltyRecipients,
