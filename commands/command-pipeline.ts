@@ -42,8 +42,8 @@ export interface CommandOutcome<E> {
 }
 
 /**
- * A command that decides over several aggregates at once (a purchase: the buyer's wallet, the artwork, the
- * payees' wallets) and commits to every aggregate it changes in one atomic batch, with its record.
+ * A command that decides over several aggregates at once (one that moves something from one aggregate to others,
+ * say) and commits to every aggregate it changes in one atomic batch, with its record.
  */
 export interface Transaction {
   /** The idempotency key (a UUID, validated by the caller). */
@@ -302,18 +302,37 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     fingerprint: string,
     stored: StoredRecord,
   ): Promise<CommandOutcome<E>> {
-    const record = decodeRecord(stored.data);
-    if (record.fingerprint !== fingerprint) throw new CommandIdReused(envelope.commandId);
-    stats.repeats++;
-    if (record.commits === 0) {
+    const { record, commits } = await recorded(envelope.commandId, fingerprint, stored);
+    const [commit] = commits;
+    if (commit === undefined) {
       return { aggregateId: envelope.aggregateId, version: record.version, position: record.position, events: [] };
     }
-    // The batch stored the record, then the command's commit: the next message.
-    const commit = await store.readCommit(stored.seq + 1);
-    if (commit?.metadata.commandId !== envelope.commandId) {
-      throw new Error(`the commit of command ${envelope.commandId} is not after its record at ${stored.seq}`);
-    }
     return outcomeOf(type, envelope.aggregateId, commit);
+  }
+
+  /**
+   * A repeat's record and the commits its batch stored after it (consecutive, the record first); throws
+   * CommandIdReused when the record is another request's.
+   */
+  async function recorded(
+    commandId: string,
+    fingerprint: string,
+    stored: StoredRecord,
+  ): Promise<{ readonly record: CommandRecord; readonly commits: readonly StoredCommit[] }> {
+    const record = decodeRecord(stored.data);
+    if (record.fingerprint !== fingerprint) throw new CommandIdReused(commandId);
+    stats.repeats++;
+    const seqs = Array.from({ length: record.commits }, (_, i) => stored.seq + 1 + i);
+    const commits = await Promise.all(seqs.map((seq) => store.readCommit(seq)));
+    return {
+      record,
+      commits: commits.map((commit, i) => {
+        if (commit?.metadata.commandId !== commandId) {
+          throw new Error(`commit ${i + 1} of command ${commandId} is not where its record at ${stored.seq} says`);
+        }
+        return commit;
+      }),
+    };
   }
 
   /**
@@ -353,17 +372,10 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
     fingerprint: string,
     stored: StoredRecord,
   ): Promise<TransactionOutcome> {
-    const record = decodeRecord(stored.data);
-    if (record.fingerprint !== fingerprint) throw new CommandIdReused(transaction.commandId);
-    stats.repeats++;
+    const { commits } = await recorded(transaction.commandId, fingerprint, stored);
     const types = new Map(transaction.types.map((t) => [t.name, t]));
-    const seqs = Array.from({ length: record.commits }, (_, i) => stored.seq + 1 + i);
-    const commits = await Promise.all(seqs.map((seq) => store.readCommit(seq)));
     return {
-      commits: commits.map((commit, i) => {
-        if (commit?.metadata.commandId !== transaction.commandId) {
-          throw new Error(`commit ${i + 1} of command ${transaction.commandId} is not where its record at ${stored.seq} says`);
-        }
+      commits: commits.map((commit) => {
         // `ev.<type>.<aggregate id>`; an aggregate id may hold no dot, a type name neither.
         const [, name = "", aggregateId = ""] = commit.subject.split(".");
         const type = types.get(name);
@@ -496,7 +508,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
 
     // After a conflict, the next attempt waits for the commands and transactions of this process on every
     // aggregate the last one changed (taken in subject order, so that two transactions never wait for each
-    // other): concurrent purchases paying one wallet then take turns instead of failing each other's conditions.
+    // other): concurrent transactions that all change one aggregate then take turns instead of failing each other's conditions.
     let held: readonly string[] = [];
     for (let attempt = 1; ; attempt++) {
       const result = await [...held].sort().reduceRight<() => ReturnType<typeof attemptOnce>>(
@@ -692,7 +704,7 @@ export function createCommandPipeline(options: CommandPipelineOptions): CommandP
   };
 }
 
-/** The error of a command that was not done by its deadline; `what` names it ("the command on ev.wallet.w1"). */
+/** The error of a command that was not done by its deadline; `what` names it ("the command on ev.order.o1"). */
 function notAnswered(what: string): UnavailableError {
   return new UnavailableError(`NATS did not answer in time for ${what}; retry it with the same command id`);
 }
