@@ -44,10 +44,10 @@ import { DepositRequestSchema, WalletService } from "../gen/foldline/marketplace
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { loadStreamsConfig } from "../streams/config.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
-import { runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
+import { medianRound, runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
 import { commitSizedPayload } from "./payloads.js";
 import { purchase } from "./purchase.js";
-import { drive, envInt, median, percentile, round, sorted, type Op } from "./measure.js";
+import { drive, envInt, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit, Figure } from "./run.js";
 
 const rounds = envInt("BENCH_ROUNDS", 3);
@@ -319,14 +319,6 @@ async function alternate(
     if (a.completed === 0) throw new Error(`${label}: no command succeeded: ${a.firstError ?? "no answer"}`);
   }
   return { candidate, baseline };
-}
-
-/** The round whose rate is the median. */
-function medianRound(results: readonly GrpcLoadResult[]): GrpcLoadResult {
-  const m = median(results.map((r) => r.perSecond));
-  const closest = [...results].sort((a, b) => Math.abs(a.perSecond - m) - Math.abs(b.perSecond - m))[0];
-  if (closest === undefined) throw new Error("no rounds");
-  return closest;
 }
 
 function sum(results: readonly GrpcLoadResult[], f: (r: GrpcLoadResult) => number): number {

@@ -16,6 +16,7 @@
 import { fork } from "node:child_process";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { median } from "./measure.js";
 
 /** What to send, how hard and for how long. */
 export interface GrpcLoadOptions {
@@ -225,4 +226,12 @@ function validate(o: GrpcLoadOptions): void {
   }
   if (!(Number.isFinite(o.durationMs) && o.durationMs > 0)) fail(`durationMs must be positive, got ${o.durationMs}`);
   if (o.warmupMs !== undefined && !(Number.isFinite(o.warmupMs) && o.warmupMs >= 0)) fail(`warmupMs must be 0 or more, got ${o.warmupMs}`);
+}
+
+/** The round whose rate is the median. */
+export function medianRound(results: readonly GrpcLoadResult[]): GrpcLoadResult {
+  const m = median(results.map((r) => r.perSecond));
+  const closest = [...results].sort((a, b) => Math.abs(a.perSecond - m) - Math.abs(b.perSecond - m))[0];
+  if (closest === undefined) throw new Error("no rounds");
+  return closest;
 }

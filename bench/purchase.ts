@@ -24,7 +24,7 @@ import { ArtworkService } from "../gen/foldline/marketplace/v1/artwork_service_p
 import { PurchaseService } from "../gen/foldline/marketplace/v1/purchase_service_pb.js";
 import { WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { createJsPublisher, type BatchMessage } from "../streams/js-publisher.js";
-import type { GrpcLoadResult } from "./grpc-load.js";
+import { medianRound, type GrpcLoadResult } from "./grpc-load.js";
 import { commitSizedPayload } from "./payloads.js";
 import { drive, envInt, percentile, round, sorted, type Op } from "./measure.js";
 import type { Emit } from "./run.js";
@@ -113,8 +113,8 @@ export async function purchase(
       candidate.push(await capacityRound());
       log(`purchase: round ${r}/${rounds} raw batches ${baseline.at(-1)?.perSecond.toFixed(0)}/s, purchases ${candidate.at(-1)?.perSecond.toFixed(0)}/s`);
     }
-    const capacity = medianOf(candidate);
-    const raw = medianOf(baseline);
+    const capacity = medianRound(candidate);
+    const raw = medianRound(baseline);
 
     // One purchase at a time, from one slot: what a purchase costs when nothing waits.
     const alone: number[] = [];
@@ -202,11 +202,4 @@ async function prepareSlot(c: Clients, i: number, count: number): Promise<Slot> 
 function result(ops: number, rate: number, ms: number, latencies: number[]): GrpcLoadResult {
   const s = sorted(latencies);
   return { completed: ops, errors: 0, durationMs: ms, perSecond: rate, p50Ms: percentile(s, 50), p99Ms: percentile(s, 99), clientCpuMs: 0 };
-}
-
-function medianOf(results: readonly GrpcLoadResult[]): GrpcLoadResult {
-  const bySpeed = [...results].sort((a, b) => a.perSecond - b.perSecond);
-  const mid = bySpeed[Math.floor(bySpeed.length / 2)];
-  if (mid === undefined) throw new Error("no rounds");
-  return mid;
 }

@@ -20,7 +20,7 @@ import {
 } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { decodeCommit } from "../streams/commit-codec.js";
 import { clients } from "./harness/app.js";
-import { startNpm, type NpmProcess } from "./harness/npm-process.js";
+import { startApiServer, type NpmProcess } from "./harness/npm-process.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
 
 const dir = mkdtempSync(join(tmpdir(), "foldline-records-kill-"));
@@ -35,13 +35,7 @@ afterAll(async () => {
   }
 });
 
-/** `npm start` on the test's nats-server, projectors elsewhere; resolves with its API's URL once it is up. */
-async function startServer(url: string): Promise<{ server: NpmProcess; api: string }> {
-  const server = startNpm(["start"], { NATS_URL: url, PROJECTORS: "separate", DATA_DIR: dir, API_PORT: "0" });
-  servers.push(server);
-  const up = await server.waitForLog("foldline is up");
-  return { server, api: String(up.api) };
-}
+const startServer = (url: string) => startApiServer(url, dir, servers);
 
 interface Sent {
   readonly walletId: string;

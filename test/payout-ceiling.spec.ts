@@ -11,13 +11,13 @@ import { decodePurchaseEvent } from "../commands/marketplace/purchase-events.js"
 import { decodeWalletEvent } from "../commands/marketplace/wallet-events.js";
 import { artworkDecider } from "../domain/artwork/decider.js";
 import type { ArtworkState } from "../domain/artwork/types.js";
-import { purchaseType } from "../commands/marketplace/purchase-routes.js";
 import { purchaseDecider } from "../domain/purchase/decider.js";
-import type { PurchaseCommand, PurchaseState } from "../domain/purchase/types.js";
+import type { PurchaseState } from "../domain/purchase/types.js";
 import { walletDecider } from "../domain/wallet/decider.js";
 import { maxBalanceCents, type WalletEvent, type WalletState } from "../domain/wallet/types.js";
 import { processesBucket } from "../streams/topology.js";
 import { startTestBed, type Clients, type TestBed } from "./harness/app.js";
+import { startStepByStep } from "./harness/purchases.js";
 import { until } from "./harness/until.js";
 
 // Purchases whose payouts would take a payee's wallet past the balance ceiling (the int64 maximum): atomic
@@ -115,24 +115,6 @@ function buy(sale: Sale, priceCents: bigint, purchaseId = unique("purchase")) {
   });
 }
 
-/** Starts a purchase the way an earlier foldline did, for the purchase process manager to carry out step by step. */
-function startStepByStep(sale: Sale, priceCents: bigint) {
-  const purchaseId = unique("purchase");
-  const command: PurchaseCommand = { type: "StartPurchase", purchaseId, ...sale, priceCents };
-  const commandId = randomUUID();
-  const started = app.pipeline.execute(purchaseType, {
-    aggregateId: purchaseId,
-    command,
-    commandId,
-    actor: sale.buyerId,
-    correlationId: "",
-    causationId: "",
-    requestType: "foldline.test.StartPurchase",
-    request: new TextEncoder().encode(`${purchaseId}/${priceCents}`),
-  });
-  return { purchaseId, started };
-}
-
 /** A refused purchase left everything as it was: the buyer's money, the artwork unsold, nobody paid, no purchase. */
 async function expectNothingMoved(sale: Sale, purchaseId: string, payees: readonly string[]): Promise<void> {
   expect(await wallet(sale.buyerWalletId)).toMatchObject({ balanceCents: 1_000n, reservedCents: 0n, reservations: {} });
@@ -221,7 +203,8 @@ describe("a purchase made step by step by the process manager", () => {
       const subject = `ev.wallet.${sale.artistId}`;
       const fromSeq = (await app.streams.store.lastSequence(subject)) + 1;
       const commits = app.streams.store.follow({ fromSeq, subjectFilter: subject, signal: AbortSignal.timeout(5_000) });
-      const { purchaseId, started } = startStepByStep(sale, 100n);
+      const purchaseId = unique("purchase");
+      const started = startStepByStep(app.pipeline, { purchaseId, ...sale, priceCents: 100n });
       let roomMade = false;
       for await (const commit of commits) {
         roomMade = commit.events.some((record) => decodeWalletEvent(record).type === "PaymentExpected");

@@ -27,7 +27,7 @@ import { WithdrawResponseSchema, type WithdrawResponse } from "../gen/foldline/m
 import { decodeCommit } from "../streams/commit-codec.js";
 import { createEventStore, type EventStore } from "../streams/event-store.js";
 import { clients, type Clients } from "./harness/app.js";
-import { startNpm, type NpmProcess } from "./harness/npm-process.js";
+import { startApiServer, type NpmProcess } from "./harness/npm-process.js";
 import { startTestNats, type TestNats } from "./harness/nats.js";
 import { marketplaceFromStream } from "./harness/purchases.js";
 
@@ -53,11 +53,9 @@ const boots: number[] = [];
 /** `npm start` on the test's nats-server, projectors elsewhere; resolves with its API's URL once it is up. */
 async function startServer(url: string): Promise<{ server: NpmProcess; api: string }> {
   const from = Date.now();
-  const server = startNpm(["start"], { NATS_URL: url, PROJECTORS: "separate", DATA_DIR: dir, API_PORT: "0" });
-  servers.push(server);
-  const up = await server.waitForLog("foldline is up");
+  const started = await startApiServer(url, dir, servers);
   boots.push(Date.now() - from);
-  return { server, api: String(up.api) };
+  return started;
 }
 
 /** One client set per server URL: one HTTP/2 connection per server rather than one per call. */

@@ -9,9 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../app.js";
 import { decodeArtworkEvent } from "../commands/marketplace/artwork-events.js";
 import { artworkDecider } from "../domain/artwork/decider.js";
-import { purchaseType } from "../commands/marketplace/purchase-routes.js";
 import type { ArtworkState } from "../domain/artwork/types.js";
-import type { PurchaseCommand } from "../domain/purchase/types.js";
 import { AdminService } from "../gen/foldline/admin/v1/admin_service_pb.js";
 import { PurchaseState } from "../gen/foldline/marketplace/v1/query_service_pb.js";
 import { openReadModelDb } from "../projections/read-model-db.js";
@@ -19,7 +17,7 @@ import type { PurchaseRow, RoyaltyEarningsRow, SaleRow } from "../projections/re
 import { clients, startTestBed, type Clients, type TestBed } from "./harness/app.js";
 import { type TestNats } from "./harness/nats.js";
 import { killProjectorWorkers, startProjectorWorker, type ProjectorWorker } from "./harness/projector-worker.js";
-import { marketplaceFromStream, type Marketplace } from "./harness/purchases.js";
+import { marketplaceFromStream, startStepByStep, type Marketplace } from "./harness/purchases.js";
 import { until } from "./harness/until.js";
 import { walletsFromReadModel, walletsFromStream } from "./harness/wallets.js";
 
@@ -96,24 +94,6 @@ const terminal = (m: Marketplace, ids: readonly string[]): number =>
     return s === "Completed" || s === "Failed";
   }).length;
 
-/**
- * Starts a purchase the way an earlier foldline did (today's BuyArtwork is one atomic command): the purchase
- * process manager then carries it out step by step.
- */
-function startStepByStep(app: App, p: Omit<Extract<PurchaseCommand, { type: "StartPurchase" }>, "type">) {
-  const commandId = randomUUID();
-  return app.pipeline.execute(purchaseType, {
-    aggregateId: p.purchaseId,
-    command: { type: "StartPurchase", ...p },
-    commandId,
-    actor: p.buyerId,
-    correlationId: "",
-    causationId: "",
-    requestType: "foldline.test.StartPurchase",
-    request: new TextEncoder().encode(`${p.purchaseId}/${p.priceCents}`),
-  });
-}
-
 describe("the purchase process manager, on purchases started step by step", () => {
   it("runs 200 concurrent purchases of 4 artworks through worker kills: one owner each, money conserved, royalties paid once", async () => {
     const c = clients(app.url);
@@ -155,7 +135,7 @@ describe("the purchase process manager, on purchases started step by step", () =
     const kills: number[] = [];
     for (let wave = 0; wave < 20; wave++) {
       const sent = purchases.slice(wave * 10, wave * 10 + 10).map((p) =>
-        startStepByStep(app, {
+        startStepByStep(app.pipeline, {
           purchaseId: p.purchaseId,
           artworkId: p.artworkId,
           buyerId: p.buyerId,

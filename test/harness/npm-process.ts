@@ -151,3 +151,19 @@ export function startNpm(args: readonly string[], env: Record<string, string>): 
     },
   };
 }
+
+/**
+ * `npm start` as an API server on the nats-server at `natsUrl`, projectors elsewhere, in `dataDir`; resolves
+ * once it is up, with its API's URL. The process is added to `started` before it comes up, so that a spec's
+ * teardown stops it even when it never does.
+ */
+export async function startApiServer(
+  natsUrl: string,
+  dataDir: string,
+  started: NpmProcess[],
+): Promise<{ readonly server: NpmProcess; readonly api: string }> {
+  const server = startNpm(["start"], { NATS_URL: natsUrl, PROJECTORS: "separate", DATA_DIR: dataDir, API_PORT: "0" });
+  started.push(server);
+  const up = await server.waitForLog("foldline is up");
+  return { server, api: String(up.api) };
+}

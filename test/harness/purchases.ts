@@ -1,10 +1,13 @@
+import { randomUUID } from "node:crypto";
+import type { CommandOutcome, CommandPipeline } from "../../commands/command-pipeline.js";
 import { decodeArtworkEvent } from "../../commands/marketplace/artwork-events.js";
 import { decodePurchaseEvent } from "../../commands/marketplace/purchase-events.js";
+import { purchaseType } from "../../commands/marketplace/purchase-routes.js";
 import { decodeWalletEvent } from "../../commands/marketplace/wallet-events.js";
 import { artworkDecider } from "../../domain/artwork/decider.js";
 import type { ArtworkEvent, ArtworkState } from "../../domain/artwork/types.js";
 import { purchaseDecider } from "../../domain/purchase/decider.js";
-import type { PurchaseState } from "../../domain/purchase/types.js";
+import type { PurchaseCommand, PurchaseEvent, PurchaseState } from "../../domain/purchase/types.js";
 import { walletDecider } from "../../domain/wallet/decider.js";
 import type { WalletEvent, WalletState } from "../../domain/wallet/types.js";
 import type { EventStore } from "../../streams/event-store.js";
@@ -56,4 +59,24 @@ export async function marketplaceFromStream(store: EventStore): Promise<Marketpl
     }
   }
   return { ...m, deposited, withdrawn };
+}
+
+/**
+ * Starts a purchase the way an earlier foldline did (today's BuyArtwork is one atomic command), for the purchase
+ * process manager to carry out step by step.
+ */
+export function startStepByStep(
+  pipeline: CommandPipeline,
+  start: Omit<Extract<PurchaseCommand, { type: "StartPurchase" }>, "type">,
+): Promise<CommandOutcome<PurchaseEvent>> {
+  return pipeline.execute(purchaseType, {
+    aggregateId: start.purchaseId,
+    command: { type: "StartPurchase", ...start },
+    commandId: randomUUID(),
+    actor: start.buyerId,
+    correlationId: "",
+    causationId: "",
+    requestType: "foldline.test.StartPurchase",
+    request: new TextEncoder().encode(`${start.purchaseId}/${start.priceCents}`),
+  });
 }
