@@ -90,17 +90,24 @@ describe("round trip", () => {
     const subject = aggregate();
     const other = aggregate();
     let seq = 0;
-    for (let i = 0; i < 120; i++) {
+    // More than one batched direct get holds (256), so that the rest comes through an ordered consumer.
+    for (let i = 0; i < 300; i++) {
       seq = (await streams.store.append(subject, events(1, `${i}`), { commandId: randomUUID(), expectedSeq: seq })).seq;
       // Interleave another aggregate so that the stream has gaps between this one's commits.
       await streams.store.append(other, events(1), { commandId: randomUUID() });
     }
     const commits = await streams.store.readAggregate(subject);
-    expect(commits).toHaveLength(120);
+    expect(commits).toHaveLength(300);
     expect(commits.map((c) => (JSON.parse(dec.decode(c.events[0]?.payload)) as { tag: string }).tag)).toEqual(
-      Array.from({ length: 120 }, (_, i) => `${i}`),
+      Array.from({ length: 300 }, (_, i) => `${i}`),
     );
     expect(commits.every((c) => c.subject === subject)).toBe(true);
+    // A read up to a known last sequence stops there, though the batch it asked for holds later commits.
+    const upTo = commits[99]?.seq ?? 0;
+    expect((await streams.store.readAggregate(subject, { lastSeq: upTo })).map((c) => c.seq)).toEqual(commits.slice(0, 100).map((c) => c.seq));
+    expect((await streams.store.readAggregate(subject, { afterSeq: commits[9]?.seq ?? 0, lastSeq: upTo })).map((c) => c.seq)).toEqual(
+      commits.slice(10, 100).map((c) => c.seq),
+    );
     // The ordered consumer that read past the direct-get limit is gone.
     const jsm = await jetstreamManager(streams.nc);
     expect(await jsm.consumers.list("EVENTS").next()).toEqual([]);

@@ -7,6 +7,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type StoredMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeCommit, encodeCommit, type CommitMetadata, type EventRecord } from "./commit-codec.js";
@@ -200,8 +201,8 @@ export interface EventStoreOptions {
   /** Commits buffered ahead of a reader (default 512). */
   readonly readBatch?: number;
   /**
-   * Up to this many commits an aggregate read uses direct gets, one request each; past it, the rest streams
-   * through an ordered consumer, whose set-up costs more than a few requests but which then pipelines (default 16).
+   * Up to this many commits an aggregate read takes in one batched direct get (nats-server 2.11+); past it, the
+   * rest streams through an ordered consumer (default 256).
    */
   readonly directReadLimit?: number;
   /** Publishes commits; by default one of the store's own on `nc`. */
@@ -230,7 +231,7 @@ const catchUpWaitMs = 10;
 export function createEventStore(options: EventStoreOptions): EventStore {
   const { nc, streamName: stream, timeoutMs } = options;
   const readBatch = options.readBatch ?? 512;
-  const directReadLimit = options.directReadLimit ?? 16;
+  const directReadLimit = options.directReadLimit ?? 256;
   const js: JetStreamClient = jetstream(nc, { timeout: timeoutMs });
   const publisher = options.publisher ?? createJsPublisher(nc, timeoutMs);
   const groupCommit = createGroupCommit(publisher);
@@ -249,6 +250,38 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   ) => {
     try {
       return (await (await jsm).direct.getMessage(stream, query)) ?? undefined;
+    } catch (err) {
+      throw unavailableOr(err, `a read of stream ${stream}`);
+    }
+  };
+
+  /**
+   * Up to `batch` messages of `subject` from `fromSeq` on, in one batched direct get: one request, the messages
+   * streamed back. Measured on nats-server 2.15.1, 16 commits of one subject among others: 0.39 ms against 3.0 ms
+   * for 16 direct gets one after the other (256 commits: 2.3 ms against 43 ms). The server may send fewer than
+   * `batch` (it caps a batch's bytes); none when the subject has no message from `fromSeq` on.
+   */
+  const directBatch = async (fromSeq: number, subject: string, batch: number): Promise<StoredMsg[]> => {
+    const messages: StoredMsg[] = [];
+    const read = new Promise<StoredMsg[]>((resolve, reject) => {
+      // The callback form ends the request's subscription when the batch ends (the iterator form keeps it open).
+      void jsm
+        .then((manager) =>
+          manager.direct.getBatch(stream, {
+            seq: fromSeq,
+            next_by_subj: subject,
+            batch,
+            callback: (done, message) => {
+              if (done === null) messages.push(message);
+              else if (done.err === undefined) resolve(messages);
+              else reject(done.err);
+            },
+          }),
+        )
+        .catch(reject);
+    });
+    try {
+      return await withinBound(read, timeoutMs, `a read of stream ${stream} went unanswered`);
     } catch (err) {
       throw unavailableOr(err, `a read of stream ${stream}`);
     }
@@ -562,14 +595,14 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       if (last === undefined || last.seq <= afterSeq) return [];
       const commits: StoredCommit[] = [];
       let cursor = afterSeq;
-      while (commits.length < directReadLimit) {
-        const m = await directGet({ seq: cursor + 1, next_by_subj: subject });
-        // A commit is never deleted (deny_delete), so the last one is always reached.
-        if (m === undefined) return commits;
+      for (const m of await directBatch(afterSeq + 1, subject, Math.min(directReadLimit, last.seq - afterSeq))) {
+        // Commits stored after the last one read above are left for the next read.
+        if (m.seq > last.seq) break;
         commits.push(toCommit(m.subject, m.seq, m.time, m.data));
-        if (m.seq >= last.seq) return commits;
         cursor = m.seq;
       }
+      // A commit is never deleted (deny_delete), so the last one is always there to reach.
+      if (cursor >= last.seq) return commits;
       for await (const commit of readAll({ fromSeq: cursor + 1, toSeq: last.seq, subjectFilter: subject })) {
         commits.push(commit);
       }
