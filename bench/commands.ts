@@ -13,7 +13,11 @@
  *   from the server's process, on the same stream: the JetStream write every command ends in. Extra field
  *   `emptyRequestsPerSecond`: empty requests through the same RPC, answered at once without touching NATS, the
  *   ceiling of the streaming transport itself on this machine; `pipelineOnlyPerSecond`: the same deposits handed
- *   to the command pipeline in process (no RPC), 256 in flight, the ceiling of the command path itself.
+ *   to the command pipeline in process (no RPC), 256 in flight, the ceiling of the command path itself;
+ *   `atomicBatchCommandsPerSecond`: commands per second that raw atomic batches of the pipeline's writes allow
+ *   (the record and the commit of `atomicBatchCommands` commands per batch, two batches in flight, as the group
+ *   commit sends them), the server's own limit for the way commands are stored, and `atomicBatchRatio` the
+ *   commands' rate against it.
  * - `commands.purchase`: atomic BuyArtwork with three royalty recipients, against raw atomic batches of its size;
  *   see purchase.ts.
  * - `commands.deep-aggregate`: p50 latency of one Deposit (one in flight) on a wallet with 10 000 prior commits,
@@ -43,6 +47,7 @@ import { ExecuteRequestSchema } from "../gen/foldline/marketplace/v1/command_ser
 import { DepositRequestSchema, WalletService } from "../gen/foldline/marketplace/v1/wallet_service_pb.js";
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { loadStreamsConfig } from "../streams/config.js";
+import { createJsPublisher, type BatchMessage } from "../streams/js-publisher.js";
 import { startNatsServer, type NatsServerProcess } from "../streams/nats-server.js";
 import { medianRound, runGrpcLoad, type GrpcLoadOptions, type GrpcLoadResult } from "./grpc-load.js";
 import { commitSizedPayload } from "./payloads.js";
@@ -176,12 +181,39 @@ async function streaming(app: App, emit: Emit): Promise<void> {
   await drive(direct, 1_000);
   const pipelineOnly = (await drive(direct, roundMs)).rate;
   log(`stream: the pipeline alone ${pipelineOnly.toFixed(0)}/s`);
+  // The server's own limit for the writes the pipeline makes: raw atomic batches, two in flight as the group
+  // commit sends them, each of the record and the commit of half the commands in flight (each record on a
+  // subject of its own, guarded by expected sequence 0 as the pipeline's are).
+  const perBatch = streamConcurrency / 2;
+  const batchPublisher = createJsPublisher(app.streams.nc, 10_000);
+  let sent = 0;
+  const atomic: Op[] = [0, 1].map((slot) => async () => {
+    const batch = sent++;
+    await batchPublisher.publishBatch(
+      Array.from({ length: perBatch }, (_, k): BatchMessage[] => [
+        { subject: `cmd.raw-${runId}-${batch}-${k}`, data: payload.subarray(0, 64), guards: { expectedLastSubjectSeq: 0 } },
+        { subject: `ev.raw.${runId}-${slot}-${k}`, data: payload },
+      ]).flat(),
+    );
+  });
+  let atomicBatches: number;
+  try {
+    await drive(atomic, 1_000);
+    atomicBatches = (await drive(atomic, roundMs)).rate;
+  } finally {
+    batchPublisher.close();
+  }
+  const atomicCeiling = atomicBatches * perBatch;
+  log(`stream: raw atomic batches of ${perBatch} commands ${atomicCeiling.toFixed(0)} commands/s`);
   emit(
     rateFigure("commands.stream", rounds, {
       concurrency: streamConcurrency,
       streams: 4,
       emptyRequestsPerSecond: round(ceiling, 1),
       pipelineOnlyPerSecond: round(pipelineOnly, 1),
+      atomicBatchCommandsPerSecond: round(atomicCeiling, 1),
+      atomicBatchRatio: round(medianRound(rounds.candidate).perSecond / atomicCeiling, 3),
+      atomicBatchCommands: perBatch,
     }),
   );
 }
